@@ -1,0 +1,55 @@
+# tornado-phoenix: every entry point a newcomer needs. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV      ?= .venv
+PY        := $(VENV)/bin/python
+BIN       := $(VENV)/bin
+HOST_PY   ?= python3
+HOST      ?=
+PORT      ?= 4000
+PYTEST_ARGS ?=
+
+.PHONY: help install system-deps run test test-fast lint e2e clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements/dev.lock pyproject.toml
+	@echo "==> creating $(VENV) from requirements/dev.lock (hash-checked)"
+	$(HOST_PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --require-hashes -r requirements/dev.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/ansible-galaxy collection list community.docker >/dev/null
+	@touch $@
+
+tests/js/node_modules/.installed: tests/js/package.json tests/js/package-lock.json
+	@echo "==> installing the official JS clients from tests/js/package-lock.json"
+	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+install: $(VENV)/.installed tests/js/node_modules/.installed ## create the venv and install the node clients (locked)
+	@echo "installed: $(BIN)/tornado-phoenix, tests/js/node_modules"
+
+system-deps: ## apt-install and start what tests need (docker engine, qemu, debootstrap, chromium); no-op when present
+	@bash scripts/system-deps.sh
+
+run: $(VENV)/.installed ## run the server locally on 127.0.0.1:$(PORT)
+	$(BIN)/tornado-phoenix serve --host 127.0.0.1 --port $(PORT)
+
+test: system-deps install ## run every test (unit, integration, official clients, lint, end-to-end VM deploy)
+	$(BIN)/pytest $(PYTEST_ARGS) tests
+	@echo "result: all tests passed"
+
+test-fast: install ## every test except the end-to-end VM deploy (a minute or two)
+	$(BIN)/pytest -m "not e2e" $(PYTEST_ARGS) tests
+	@echo "result: fast tests passed"
+
+lint: $(VENV)/.installed ## ruff on the python code
+	$(BIN)/ruff check server tests bench
+	@echo "result: lint clean"
+
+clean: ## remove the venv and node modules
+	rm -rf $(VENV) tests/js/node_modules
+
+-include mk/*.mk
