@@ -1,0 +1,3 @@
+from tornado_phoenix.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,78 @@
+"""`tornado-phoenix serve | ...`: parses flags (each also a TP_* variable), configures logging, runs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from . import __version__
+from .config import OPTIONS, Settings, SettingsError
+
+__all__ = ["main"]
+
+log = logging.getLogger("tornado_phoenix")
+
+
+def _serve_parser(sub: argparse._SubParsersAction) -> None:
+    serve = sub.add_parser("serve", help="run the Phoenix Channels server")
+    for option in OPTIONS:
+        serve.add_argument(
+            "--" + option.name.replace("_", "-"),
+            type=option.kind,
+            default=None,
+            help=f"{option.help} [env {option.env}, default {option.default!r}]",
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tornado-phoenix", description="Phoenix Channels server on Tornado")
+    parser.add_argument("--version", action="version", version=f"tornado-phoenix {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _serve_parser(sub)
+    return parser
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # Tornado's access log is one line per HTTP request; ours already says what happened.
+    logging.getLogger("tornado.access").setLevel(logging.ERROR)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        overrides = {option.name: getattr(args, option.name) for option in OPTIONS}
+        try:
+            settings = Settings.from_env(**overrides)
+        except SettingsError as exc:
+            print(f"tornado-phoenix: bad setting: {exc}", file=sys.stderr)
+            return 2
+        configure_logging(settings.log_level)
+        return asyncio.run(serve(settings))
+    return 2
+
+
+async def serve(settings: Settings) -> int:
+    from .server import Server
+
+    server = Server(settings)
+    try:
+        server.start()
+    except OSError as exc:
+        log.error("cannot listen on %s:%s: %s (is another process using the port? set TP_PORT/--port)",
+                  settings.host, settings.port, exc.strerror or exc)
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.shutdown()
+    return 0

@@ -1,0 +1,39 @@
+"""The Endpoint: the one object that holds a server's router, pub/sub, presence, settings and counters.
+
+Built once by app.make_app and passed to every connection; no module-level registries anywhere.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from .config import Settings
+from .presence.base import Presence
+from .pubsub.base import PubSub
+
+if TYPE_CHECKING:
+    from .channels.router import Router
+    from .transport.websocket import PhoenixWebSocketHandler
+
+__all__ = ["Endpoint"]
+
+
+class Endpoint:
+    def __init__(self, settings: Settings, router: Router, pubsub: PubSub, presence: Presence) -> None:
+        self.settings = settings
+        self.router = router
+        self.pubsub = pubsub
+        self.presence = presence
+        self.started = time.monotonic()
+        self.connections: set[PhoenixWebSocketHandler] = set()
+        self.channels = 0
+
+    def channel_joined(self) -> None:
+        self.channels += 1
+
+    def channel_left(self) -> None:
+        self.channels -= 1
+
+    def uptime(self) -> float:
+        return time.monotonic() - self.started

@@ -1,0 +1,1 @@
+"""Tornado handlers that move bytes between sockets and PhoenixSocket; no protocol logic lives here."""
