@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import tornado.web
 
 from .channels.bench import BenchChannel
@@ -9,7 +12,7 @@ from .channels.echo import EchoChannel
 from .channels.router import Router
 from .channels.test import TestChannel
 from .config import Settings
-from .endpoint import Endpoint
+from .endpoint import Endpoint, accept_all
 from .presence.base import Presence
 from .presence.local import LocalPresence
 from .pubsub.base import PubSub
@@ -37,6 +40,7 @@ def make_app(
     router: Router | None = None,
     pubsub: PubSub | None = None,
     presence: Presence | None = None,
+    connect: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
 ) -> tuple[tornado.web.Application, Endpoint]:
     pubsub = pubsub or LocalPubSub()
     endpoint = Endpoint(
@@ -44,6 +48,7 @@ def make_app(
         router or default_router(),
         pubsub,
         presence or LocalPresence(pubsub),
+        connect or accept_all,
     )
     base = settings.socket_path.rstrip("/")
     app = tornado.web.Application(

@@ -6,7 +6,8 @@ Built once by app.make_app and passed to every connection; no module-level regis
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from .config import Settings
 from .presence.base import Presence
@@ -19,9 +20,24 @@ if TYPE_CHECKING:
 __all__ = ["Endpoint"]
 
 
+def accept_all(params: dict[str, Any]) -> dict[str, Any] | None:
+    return {}
+
+
 class Endpoint:
-    def __init__(self, settings: Settings, router: Router, pubsub: PubSub, presence: Presence) -> None:
+    """`connect(params)` is Phoenix's UserSocket.connect/3: return the socket's assigns, or None to refuse
+    the connection (HTTP 403, as Phoenix answers `:error`)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        router: Router,
+        pubsub: PubSub,
+        presence: Presence,
+        connect: Callable[[dict[str, Any]], dict[str, Any] | None] = accept_all,
+    ) -> None:
         self.settings = settings
+        self.connect = connect
         self.router = router
         self.pubsub = pubsub
         self.presence = presence

@@ -7,9 +7,11 @@ always 1000. Clients decide whether to reconnect by that code, so we send Bandit
 
 from __future__ import annotations
 
+import socket
 import struct
 from typing import TYPE_CHECKING, Any
 
+from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketProtocol13
 
 from ..protocol.errors import CloseCode
@@ -41,8 +43,55 @@ def frame_bytes(frame: Frame) -> bytes:
     return wire
 
 
+_LINGER_SECONDS = 2.0
+_LINGER_BYTES = 64 * 1024 * 1024
+
+
 class PhoenixWebSocketProtocol(WebSocketProtocol13):
     """WebSocketProtocol13 with Bandit's close codes for bad UTF-8, reserved opcodes and client closes."""
+
+    _linger = False
+    _lingering = False
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        if code == CloseCode.MESSAGE_TOO_BIG:
+            # Tornado closes an oversized message with 1009 and then aborts at once. Closing with the rest of
+            # the client's frame unread makes the kernel send RST, which can destroy the close frame before
+            # the client reads it; linger instead. Phoenix sends no reason text.
+            reason = None
+            self._linger = True
+        super().close(code, reason)
+
+    def _abort(self) -> None:
+        stream = self.stream
+        if self._lingering:
+            return  # _discard_then_close closes the stream when it is done
+        if not self._linger or stream is None or stream.closed():
+            super()._abort()
+            return
+        self._linger = False
+        self._lingering = True
+        self.client_terminated = True
+        self.server_terminated = True
+        try:
+            stream.socket.shutdown(socket.SHUT_WR)  # FIN right after the close frame
+        except OSError:
+            pass
+        stream.io_loop.add_callback(self._discard_then_close)
+
+    async def _discard_then_close(self) -> None:
+        stream = self.stream
+        deadline = stream.io_loop.time() + _LINGER_SECONDS
+        discarded = 0
+        try:
+            while discarded < _LINGER_BYTES and stream.io_loop.time() < deadline:
+                chunk = await stream.read_bytes(65536, partial=True)
+                discarded += len(chunk)
+        except StreamClosedError:
+            pass
+        finally:
+            self._lingering = False
+            super()._abort()
 
     def _handle_message(self, opcode: int, data: bytes) -> Future[None] | None:
         if self.client_terminated:

@@ -40,6 +40,8 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         self._last_seen = 0.0
         self._idle_timer: Any = None
         self._opened_at = 0.0
+        self._params: dict[str, str] = {}
+        self._assigns: dict[str, Any] = {}
 
     # ---- handshake ------------------------------------------------------------------------------------
 
@@ -58,7 +60,16 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
                         self.request.headers.get("Origin"))
             self._empty(403)
             return
+        params = {key: values[-1].decode("utf-8", "replace")
+                  for key, values in self.request.query_arguments.items() if key != "vsn"}
+        assigns = self.endpoint.connect(params)
+        if assigns is None:
+            log.warning("refused upgrade from %s: connect refused params=%s", self._peer(), ",".join(sorted(params)))
+            self._empty(403)
+            return
         self.serializer = serializer
+        self._params = params
+        self._assigns = assigns
         self.set_header("Cache-Control", "max-age=0, private, must-revalidate")
         await super().get(*args, **kwargs)
 
@@ -104,9 +115,9 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
 
     def open(self, *args: Any, **kwargs: Any) -> None:
         self.set_nodelay(True)
-        params = {key: values[-1].decode("utf-8", "replace")
-                  for key, values in self.request.query_arguments.items() if key != "vsn"}
+        params = self._params
         self.phx = PhoenixSocket(self.endpoint, self, params, peer=self._peer())
+        self.phx.assigns.update(self._assigns)
         self.endpoint.connections.add(self)
         loop = IOLoop.current()
         self._opened_at = self._last_seen = loop.time()
