@@ -81,7 +81,7 @@ run(async ({ url, phoenix, transport, recorder, requireOpen }) => {
     shouts_a: shoutsA,
     shouts_b: shoutsB,
     syncs_b: syncsB,
-    events,
+    events: events.slice(),
   };
   sa.disconnect();
   sb.disconnect();
