@@ -29,9 +29,16 @@ RUN python3 -m venv /opt/venv \
  && /opt/venv/bin/pip install --require-hashes --only-binary :all: --no-compile \
       -r requirements/runtime.lock
 
+# The build backend, hash-pinned like everything else (pip's build isolation would fetch it unpinned).
+# Builder stage only: it is uninstalled before the venv is copied into the final image.
+RUN printf '%s\n' \
+      'setuptools==80.9.0 \' \
+      '  --hash=sha256:062d34222ad13e0cc312a4c02d73f059e86a4acbfbdea8f8f76b28c99f306922 \' \
+      '  --hash=sha256:f36b47402ecde768dbfafc46e8e4207b4360c654f1f3bb84475f0a28628fb19c' \
+      > /tmp/build.lock \
+ && /opt/venv/bin/pip install --require-hashes --only-binary :all: --no-compile -r /tmp/build.lock
+
 COPY . /src
-# --no-build-isolation: the build backend would otherwise be fetched unpinned (no hashes);
-# the venv's bundled setuptools understands the [project] table, which is all this needs.
 # The project's README is package metadata only; an absent one must not break the image.
 RUN test -f README.md || : > README.md \
  && /opt/venv/bin/pip install --no-deps --no-build-isolation --no-compile . \

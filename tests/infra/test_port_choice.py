@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,15 @@ def test_parse_published_ports_reads_tcp_host_ports_of_every_container():
         "stopped-no-ports": [],
         "nothing": [],
     }
+
+
+def test_parse_published_ports_reads_docker_inspect_json():
+    text = json.dumps([
+        {"Name": "/tornado-phoenix", "HostConfig": {"PortBindings": {"4000/tcp": [{"HostIp": "", "HostPort": "4002"}]}}},
+        {"Name": "/db", "HostConfig": {"PortBindings": None}},
+    ])
+    assert ports.parse_published_ports(text) == {"tornado-phoenix": [4002], "db": []}
+    assert ports.parse_published_ports("[]") == {}
 
 
 def test_fresh_host_gets_first_port_of_range():

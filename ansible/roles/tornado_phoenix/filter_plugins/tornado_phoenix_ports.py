@@ -49,29 +49,40 @@ def parse_ss_listening(text: str) -> list[int]:
     return sorted(ports)
 
 
+def _tcp_host_ports(bindings: object) -> list[int]:
+    ports: set[int] = set()
+    for spec, binds in (bindings if isinstance(bindings, dict) else {}).items():
+        if not str(spec).endswith("/tcp"):
+            continue
+        for bind in binds or []:
+            host_port = str((bind or {}).get("HostPort") or "")
+            if host_port.isdigit():
+                ports.add(int(host_port))
+    return sorted(ports)
+
+
 def parse_published_ports(text: str) -> dict[str, list[int]]:
-    """Host TCP ports bound by each container, from lines of
-    `docker inspect --format '{{.Name}}|{{json .HostConfig.PortBindings}}'` (all containers, running or not).
+    """Host TCP ports bound by each container (running or not), keyed by container name.
+
+    Accepts either the JSON array of `docker inspect <every container>` or lines of
+    `docker inspect --format '{{.Name}}|{{json .HostConfig.PortBindings}}'`.
     """
+    text = text or ""
     result: dict[str, list[int]] = {}
-    for line in (text or "").splitlines():
+    if text.lstrip().startswith("["):
+        for container in json.loads(text):
+            name = str(container.get("Name") or container.get("Id") or "").lstrip("/")
+            result[name] = _tcp_host_ports((container.get("HostConfig") or {}).get("PortBindings"))
+        return result
+    for line in text.splitlines():
         name, sep, raw = line.strip().partition("|")
         if not sep:
             continue
-        name = name.lstrip("/")
-        ports: set[int] = set()
         try:
             bindings = json.loads(raw) if raw.strip() else None
         except ValueError:
             bindings = None
-        for spec, binds in (bindings or {}).items():
-            if not spec.endswith("/tcp"):
-                continue
-            for bind in binds or []:
-                host_port = str((bind or {}).get("HostPort") or "")
-                if host_port.isdigit():
-                    ports.add(int(host_port))
-        result[name] = sorted(ports)
+        result[name.lstrip("/")] = _tcp_host_ports(bindings)
     return result
 
 
