@@ -512,3 +512,21 @@ def test_close_1011_makes_the_client_reconnect_and_rejoin(node_clients, live_ser
     assert r["after"] == ["ok", {"after": "1011"}]
     close = entries_of(r, "close", "K")[0]
     assert (close["code"], close["reason"]) == (1011, "")
+
+
+@pytest.mark.parametrize("client", CLIENT_PARAMS)
+def test_idle_close_1002_makes_the_client_reconnect_and_rejoin(node_clients, client):
+    """Close-code mapping, second case: a silent socket is closed by the server's idle timeout (1 s here,
+    TP_IDLE_TIMEOUT) with Bandit's 1002; phoenix.js reconnects by itself and rejoins."""
+    server = LiveServer(env={"TP_IDLE_TIMEOUT": "1"}).start()
+    try:
+        r = run_scenario(node_clients, "idle_close.js", client, server)
+    finally:
+        server.stop()
+    assert r["first_close"] == 1002
+    assert 800 <= r["idle_ms"] <= 3000, r["idle_ms"]
+    assert r["opens"] == 2 and r["reconnect_ms"] < 1000, r["reconnect_ms"]
+    assert r["join1"] == ["ok", {}] and r["join_ref_2"] != r["join_ref_1"]
+    assert r["after"] == ["ok", {"after": "idle"}]
+    close = entries_of(r, "close", "I")[0]
+    assert (close["code"], close["reason"]) == (1002, "")
