@@ -408,3 +408,16 @@ def test_one_log_line_per_lifecycle_event(shared_server):
     assert any("leave topic=echo:log" in line for line in lines)
     assert any("disconnect code=1000" in line for line in lines)
 
+
+
+def test_v1_lifecycle_events_carry_join_ref_in_ref(shared_server):  # 81 (supabase realtime-js v1 relies on it)
+    with RawWebSocket(shared_server.port, V1) as ws:
+        ws.send_text('{"topic":"bench:v1","event":"phx_join","payload":{},"ref":"1","join_ref":"1"}')
+        assert ws.recv_text() == '{"event":"phx_reply","payload":{"response":{},"status":"ok"},"ref":"1","topic":"bench:v1"}'
+        ws.send_text('{"topic":"bench:v1","event":"shout","payload":"x","ref":"2","join_ref":"1"}')
+        assert ws.recv_text() == '{"event":"phx_error","payload":{},"ref":"1","topic":"bench:v1"}'
+        ws.send_text('{"topic":"echo:v1","event":"phx_join","payload":{},"ref":"3","join_ref":"3"}')
+        ws.recv_text()
+        ws.send_text('{"topic":"echo:v1","event":"phx_leave","payload":{},"ref":"4","join_ref":"3"}')
+        assert ws.recv_text() == '{"event":"phx_reply","payload":{"response":{},"status":"ok"},"ref":"4","topic":"echo:v1"}'
+        assert ws.recv_text() == '{"event":"phx_close","payload":{},"ref":"3","topic":"echo:v1"}'
