@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import tornado.web
 
 from .channels.bench import BenchChannel
 from .channels.echo import EchoChannel
+from .channels.fault import FaultChannel
 from .channels.router import Router
 from .channels.test import TestChannel
 from .config import Settings
@@ -20,7 +22,9 @@ from .pubsub.local import LocalPubSub
 from .transport.http import HealthHandler, NotFoundHandler
 from .transport.websocket import PhoenixWebSocketHandler
 
-__all__ = ["default_router", "make_app"]
+__all__ = ["default_router", "make_app", "STATIC_DIR"]
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"  # the browser console (index.html, phoenix.min.js)
 
 
 def default_router() -> Router:
@@ -30,6 +34,7 @@ def default_router() -> Router:
             ("echo:*", EchoChannel),
             ("test:*", TestChannel),
             ("bench:*", BenchChannel),
+            ("fault:*", FaultChannel),
         ]
     )
 
@@ -55,6 +60,9 @@ def make_app(
         [
             (rf"{base}/websocket/?", PhoenixWebSocketHandler, {"endpoint": endpoint}),
             (r"/health", HealthHandler, {"endpoint": endpoint}),
+            # The browser console: the page at / and its files (phoenix.js is bundled, no CDN).
+            (r"/()", tornado.web.StaticFileHandler, {"path": str(STATIC_DIR), "default_filename": "index.html"}),
+            (r"/static/(.*)", tornado.web.StaticFileHandler, {"path": str(STATIC_DIR)}),
         ],
         default_handler_class=NotFoundHandler,
         websocket_max_message_size=settings.max_frame_size,

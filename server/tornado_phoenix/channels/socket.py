@@ -43,7 +43,12 @@ _connection_ids = itertools.count(1)
 
 
 class Transport(Protocol):
-    """What a PhoenixSocket needs from the connection under it."""
+    """What a PhoenixSocket needs from the connection under it.
+
+    Optional, used by the `fault:*` channel when present (the WebSocket transport has both):
+    `shutdown(code, reason)` closes the connection from the server side with that close code, and
+    `silence(seconds)` drops every frame in both directions for that long without closing.
+    """
 
     serializer: Serializer
 

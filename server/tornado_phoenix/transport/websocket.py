@@ -42,6 +42,7 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         self._opened_at = 0.0
         self._params: dict[str, str] = {}
         self._assigns: dict[str, Any] = {}
+        self._silent_until = 0.0  # fault:* silence (see silence())
 
     # ---- handshake ------------------------------------------------------------------------------------
 
@@ -128,7 +129,9 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
     def on_message(self, message: str | bytes) -> None:
         if self.rejected or self.phx is None:
             return
-        self._last_seen = IOLoop.current().time()
+        self._last_seen = now = IOLoop.current().time()
+        if now < self._silent_until:
+            return  # fault:* silence: dropped unread, as a network partition would lose it
         try:
             if type(message) is str:
                 decoded = self.serializer.decode_text(message)
@@ -196,10 +199,32 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
     def call_later(self, delay: float, callback: Callable[[], Any]) -> Any:
         return IOLoop.current().call_later(delay, callback)
 
-    def shutdown(self, code: int = CloseCode.GOING_AWAY) -> None:
+    def shutdown(self, code: int = CloseCode.GOING_AWAY, reason: str | None = None) -> None:
+        """Close from the server side with `code` (and `reason`, for fault:* disconnect); sends nothing more."""
         if not self.rejected:
             self.rejected = True
-            self.close(code)
+            self.close(code, reason)
+
+    def silence(self, seconds: float) -> None:
+        """fault:* silence: for `seconds`, drop every frame this client sends unread (heartbeats included) and
+        send it nothing (pushes, broadcasts, presence diffs are lost), without closing: a network partition.
+
+        Dropped frames still count as activity for the idle timeout, so a client that keeps sending is not
+        closed with 1002 because of the silence. WebSocket control frames are still handled by the protocol
+        layer (a ping is ponged, a close is answered), so a client that gives up can still close cleanly.
+        """
+        phx = self.phx
+        if phx is None or self.rejected:
+            return
+        loop = IOLoop.current()
+        self._silent_until = until = loop.time() + seconds
+        phx.transport = _Muted(self)  # every outgoing frame of the PhoenixSocket goes through .transport
+
+        def unsilence() -> None:
+            if self.phx is phx and self._silent_until == until:  # not superseded by a later silence
+                phx.transport = self
+
+        loop.call_later(seconds, unsilence)
 
     def _peer(self) -> str:
         return self.request.remote_ip or "-"
@@ -208,3 +233,17 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         log.error("unexpected error in the WebSocket handler", exc_info=(typ, value, tb))
 
 
+class _Muted:
+    """The PhoenixSocket's transport while silenced: sends go nowhere, timers still run."""
+
+    __slots__ = ("handler", "serializer")
+
+    def __init__(self, handler: PhoenixWebSocketHandler) -> None:
+        self.handler = handler
+        self.serializer = handler.serializer
+
+    def send(self, frame: Frame) -> None:
+        pass
+
+    def call_later(self, delay: float, callback: Callable[[], Any]) -> Any:
+        return self.handler.call_later(delay, callback)
