@@ -115,7 +115,9 @@ import re, sys, pathlib
 pem = re.compile(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", re.S)
 host_bundle, root = sys.argv[1], pathlib.Path(sys.argv[2])
 known = set()
-for f in (root / "usr/share/ca-certificates").rglob("*.crt"):
+# Certificates that ship with Debian (on the host or in the target) are not ours to add.
+for f in [*pathlib.Path("/usr/share/ca-certificates").rglob("*.crt"),
+          *(root / "usr/share/ca-certificates").rglob("*.crt")]:
     known.update("".join(c.split()) for c in pem.findall(f.read_text(errors="replace")))
 dest = root / "usr/local/share/ca-certificates"
 dest.mkdir(parents=True, exist_ok=True)
