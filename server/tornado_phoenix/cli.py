@@ -1,4 +1,4 @@
-"""`tornado-phoenix serve | ...`: parses flags (each also a TP_* variable), configures logging, runs."""
+"""`tornado-phoenix serve | probe`: parses flags (each serve flag also a TP_* variable), configures logging, runs."""
 
 from __future__ import annotations
 
@@ -27,11 +27,25 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         )
 
 
+def _probe_parser(sub: argparse._SubParsersAction) -> None:
+    from .probe import add_arguments
+
+    probe = sub.add_parser(
+        "probe",
+        help="check a live Phoenix Channels server end to end (exit 1 if a step fails)",
+        description="Connect, heartbeat, echo round trip, presence and shout on two sockets, leave, a "
+        "server-side disconnect through fault:* (skipped when the server has none), reconnect and rejoin, "
+        "clean close. One line per step: ok/FAIL/skip, latency, detail.",
+    )
+    add_arguments(probe)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tornado-phoenix", description="Phoenix Channels server on Tornado")
     parser.add_argument("--version", action="version", version=f"tornado-phoenix {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
+    _probe_parser(sub)
     return parser
 
 
@@ -56,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         configure_logging(settings.log_level)
         return asyncio.run(serve(settings))
+    if args.command == "probe":
+        from .probe import main as probe_main
+
+        return probe_main(args)
     return 2
 
 
