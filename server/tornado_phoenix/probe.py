@@ -73,18 +73,15 @@ def socket_url(base: str, params: dict[str, str]) -> str:
     return urlunsplit((scheme, parts.netloc, path, urlencode(query), ""))
 
 
-def _masked(url: str, secrets_: list[str]) -> str:
-    for value in secrets_:
-        if value:
-            url = url.replace(urlencode({"x": value})[2:], "***")
-    return url
-
-
 def _describe_connect_error(exc: BaseException, timeout: float, netloc: str) -> str:
     if isinstance(exc, ConnectionRefusedError):
         return f"connection refused by {netloc} (is the server running? right host and port?)"
     if isinstance(exc, socket.gaierror):
         return f"cannot resolve host: {exc.strerror or exc}"
+    if isinstance(exc, HTTPClientError) and exc.code == 599:  # Tornado's code for "no HTTP response"
+        if "timeout" in str(exc).lower():
+            return f"no answer from {netloc} within {timeout:g}s"
+        return f"connection to {netloc} failed: {exc.message or exc}"
     if isinstance(exc, HTTPClientError):
         hints = {403: " (upgrade refused: unsupported vsn, origin, or params/token rejected by connect)",
                  404: " (no socket at this path: check the URL's path, e.g. /socket)"}
@@ -227,7 +224,8 @@ class Probe:
     def __init__(self, base_url: str, params: dict[str, str], timeout: float) -> None:
         self.base_url = base_url
         self.url = socket_url(base_url, params)
-        self.shown_url = _masked(self.url, list(params.values()))
+        shown = {**params, "token": "MASKED"} if "token" in params else params  # --param values are shown
+        self.shown_url = socket_url(base_url, shown).replace("token=MASKED", "token=***")
         self.timeout = timeout
         self.nonce = secrets.token_hex(4)
         self.steps: list[Step] = []
@@ -406,7 +404,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("url", help="the socket endpoint, as a phoenix.js app is given it: ws://HOST:PORT/socket")
     parser.add_argument("--token", default=None, help="sent as the `token` connect param (query string)")
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                        help="another connect param (repeatable)")
+                        help="another connect param (repeatable; shown in the output, unlike --token)")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds each wait may take [default 5]")
 
