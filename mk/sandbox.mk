@@ -4,7 +4,8 @@
 # are documented at the top of tests/infra/sandbox/sandbox.sh.
 
 SANDBOX_SH := tests/infra/sandbox/sandbox.sh
-CMD ?=
+# CMD is read from the environment (make puts command-line variables there), so
+# quotes and ';' in CMD='...' reach the guest's shell untouched.
 
 .PHONY: sandbox-build sandbox-up sandbox-down sandbox-ssh sandbox-status sandbox-reset sandbox-test base-image
 
@@ -18,7 +19,7 @@ sandbox-down: ## power off the sandbox VM and stop qemu
 	@bash $(SANDBOX_SH) down
 
 sandbox-ssh: ## run CMD='...' in the sandbox VM as root (no CMD: a shell)
-	@bash $(SANDBOX_SH) ssh $(CMD); rc=$$?; echo "result: sandbox ssh exited $$rc"; exit $$rc
+	@bash $(SANDBOX_SH) ssh $${CMD:+"$$CMD"}; rc=$$?; echo "result: sandbox ssh exited $$rc"; exit $$rc
 
 sandbox-status: ## is the sandbox VM running, its ports and boot id
 	@bash $(SANDBOX_SH) status
