@@ -23,9 +23,10 @@
   if (query.get("heartbeat")) $("heartbeat").value = query.get("heartbeat");
   const pushTimeoutMs = Number(query.get("timeout")) || 10000;
 
-  // ---- the log (batched per animation frame, bounded) -------------------------------------------------
+  // ---- the log (batched every 50 ms, bounded even while the tab is in the background) ---------------------
   const logEl = $("log");
   let pending = [];
+  let skippedPending = 0;
   let flushScheduled = false;
 
   function stamp() {
@@ -34,20 +35,25 @@
 
   function log(kind, text, extra = {}) {
     pending.push({ kind, text, t: stamp(), ...extra });
+    if (pending.length > 2 * MAX_LOG) {
+      skippedPending += pending.length - MAX_LOG;
+      pending = pending.slice(-MAX_LOG);
+    }
     if (!flushScheduled) {
       flushScheduled = true;
-      requestAnimationFrame(flush);
+      setTimeout(flush, 50);
     }
   }
 
   function flush() {
     flushScheduled = false;
     let batch = pending;
+    let skipped = skippedPending;
     pending = [];
-    let skipped = 0;
+    skippedPending = 0;
     if (batch.length > MAX_LOG) {
-      skipped = batch.length - MAX_LOG;
-      batch = batch.slice(skipped);
+      skipped += batch.length - MAX_LOG;
+      batch = batch.slice(-MAX_LOG);
     }
     const follow = logEl.scrollTop + logEl.clientHeight >= logEl.scrollHeight - 30;
     const frag = document.createDocumentFragment();
@@ -58,7 +64,7 @@
     if (follow) logEl.scrollTop = logEl.scrollHeight;
   }
 
-  const ARROWS = { in: "◀", out: "▶", info: "·", error: "✖", reply: "↩", chan: "#", close: "⏹" };
+  const ARROWS = { in: "◀", out: "▶", info: "·", error: "✖", reply: "↩", chan: "#", close: "■" };
 
   function entry(e) {
     const li = document.createElement("li");
@@ -165,7 +171,10 @@
     const channel = state.socket.channel(topic, params);
     const item = { channel, params, presence: null, closed: false };
     state.channels.set(topic, item);
-    channel.onError((reason) => log("chan", `${topic}: channel errored${reason ? ` (${JSON.stringify(reason)})` : ""}; the client will rejoin`));
+    channel.onError((reason) => {
+      const why = reason && (typeof reason !== "object" || Object.keys(reason).length) ? ` (${JSON.stringify(reason)})` : "";
+      log("chan", `${topic}: channel errored${why}; phoenix.js rejoins it once the socket is up`);
+    });
     channel.onClose(() => {
       item.closed = true;
       log("chan", `${topic}: channel closed (no rejoin)`);
