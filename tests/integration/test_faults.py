@@ -7,6 +7,14 @@ import json
 import time
 
 import pytest
+from tornado_phoenix.app import default_router
+from tornado_phoenix.channels.socket import PhoenixSocket
+from tornado_phoenix.config import Settings
+from tornado_phoenix.endpoint import Endpoint
+from tornado_phoenix.presence import LocalPresence
+from tornado_phoenix.protocol.messages import Message
+from tornado_phoenix.protocol.serializers import V2 as V2_SERIALIZER
+from tornado_phoenix.pubsub import LocalPubSub
 
 from tests.support.live_server import LiveServer
 from tests.support.rawws import RawWebSocket, http_get
@@ -331,3 +339,31 @@ def test_console_page_and_assets_are_served(shared_server):
     assert status == 404
     status, _headers, body = http_get(shared_server.port, "/nope")
     assert (status, body) == (404, b"not found")
+
+
+# ---- a transport without the fault powers (e.g. a test double or a future long-poll transport) --------------
+
+
+def test_faults_needing_transport_powers_are_refused_clearly_without_them():
+    class PlainTransport:  # only what the Transport protocol requires
+        serializer = V2_SERIALIZER
+
+        def __init__(self):
+            self.frames = []
+
+        def send(self, frame):
+            self.frames.append(json.loads(frame.data))
+
+        def call_later(self, delay, callback):
+            return None
+
+    pubsub = LocalPubSub()
+    transport = PlainTransport()
+    socket = PhoenixSocket(Endpoint(Settings(), default_router(), pubsub, LocalPresence(pubsub)), transport, {})
+    socket.handle_message(Message("1", "1", "fault:plain", "phx_join", {}))
+    socket.handle_message(Message("1", "2", "fault:plain", "silence", {"ms": 10}))
+    socket.handle_message(Message("1", "3", "fault:plain", "disconnect", {"code": 4000}))
+    assert transport.frames[1:] == [
+        err("1", "2", "fault:plain", "this transport cannot be silenced"),
+        err("1", "3", "fault:plain", "this transport cannot be disconnected"),
+    ]
