@@ -7,6 +7,13 @@
 - ``sandbox_vm``: session; a fresh sandbox VM (``SandboxVM``) booted for the session and
   powered off at its end. ``SANDBOX_KEEP=1`` leaves it running for debugging.
   ``sandbox_vm.inventory_path`` is the Ansible inventory (host ``sandbox``).
+  The VM is shared by every test of the session: the smoke tests of test_sandbox.py
+  are moved to the front so they see it as fresh, before a deploy changes it.
+- ``sandbox_vm_with_docker``: session; a second VM, variant ``docker`` (Debian's
+  docker.io preinstalled: skips ~7 min of apt under TCG), for tests that do not exercise
+  the docker role. State .sandbox/docker, ssh 127.0.0.1:2223, app ports 4010-4019
+  (env SANDBOX_DOCKER_SSH_PORT / SANDBOX_DOCKER_PORT_FIRST / SANDBOX_DOCKER_PORT_LAST).
+  Runs alongside ``sandbox_vm`` if both are used: two TCG VMs on two cores are slow.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "sandbox"))
 
-from harness import SandboxVM, ensure_base_image, ensure_docker_engine  # noqa: E402
+from harness import REPO_ROOT, SandboxVM, ensure_base_image, ensure_docker_engine  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -33,9 +40,18 @@ def base_image(docker_engine: str) -> str:
     return ensure_base_image()
 
 
-@pytest.fixture(scope="session")
-def sandbox_vm():
-    vm = SandboxVM()
+def pytest_collection_modifyitems(session, config, items):
+    # Within tests/infra, the sandbox smoke tests go first: they check the shared VM as a
+    # fresh VPS (no docker, free app ports) before a deploy test changes it.
+    here = Path(__file__).resolve().parent
+    slots = [i for i, item in enumerate(items) if here in Path(item.path).resolve().parents]
+    infra = [items[i] for i in slots]
+    infra.sort(key=lambda item: 0 if item.path.name == "test_sandbox.py" else 1)
+    for i, item in zip(slots, infra, strict=True):
+        items[i] = item
+
+
+def _session_vm(vm: SandboxVM):
     try:
         vm.up(fresh=True)
         yield vm
@@ -44,3 +60,22 @@ def sandbox_vm():
             print(f"\nSANDBOX_KEEP=1: leaving the sandbox running (state {vm.state_dir})")
         else:
             vm.down()
+
+
+@pytest.fixture(scope="session")
+def sandbox_vm():
+    yield from _session_vm(SandboxVM())
+
+
+@pytest.fixture(scope="session")
+def sandbox_vm_with_docker():
+    default_state = Path(os.environ.get("SANDBOX_STATE", REPO_ROOT / ".sandbox")) / "docker"
+    yield from _session_vm(
+        SandboxVM(
+            state_dir=os.environ.get("SANDBOX_DOCKER_STATE", default_state),
+            ssh_port=int(os.environ.get("SANDBOX_DOCKER_SSH_PORT", "2223")),
+            port_first=int(os.environ.get("SANDBOX_DOCKER_PORT_FIRST", "4010")),
+            port_last=int(os.environ.get("SANDBOX_DOCKER_PORT_LAST", "4019")),
+            variant="docker",
+        )
+    )

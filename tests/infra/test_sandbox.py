@@ -80,7 +80,9 @@ def test_https_from_the_guest(sandbox_vm):
 
 
 def test_app_port_is_forwarded_one_to_one(sandbox_vm):
-    port = sandbox_vm.port_range[0]
+    # The last forwarded port nothing in the guest listens on yet.
+    listening = sandbox_vm.ssh("ss -Hltn").stdout
+    port = next(p for p in reversed(sandbox_vm.port_range) if f":{p} " not in listening)
     sandbox_vm.ssh(
         f"mkdir -p /tmp/fwd && echo forwarded-{port} >/tmp/fwd/index.html && "
         f"(setsid timeout 90 python3 -m http.server {port} --bind 0.0.0.0 --directory /tmp/fwd "

@@ -79,6 +79,8 @@ GUEST_PACKAGES=(
   python3 python3-apt            # Ansible's python; python3-apt for its apt module
   iproute2 iputils-ping netbase procps less
   curl ca-certificates
+  apparmor                       # on by default in Debian's kernel, as on a real VPS; docker.io
+                                 # cannot start containers when the kernel has it but the tools are missing
 )
 [[ "$VARIANT" == docker ]] && GUEST_PACKAGES+=(docker.io)
 

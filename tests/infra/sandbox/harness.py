@@ -97,7 +97,7 @@ class SandboxVM:
     def build(self) -> str:
         return self._sh("build")
 
-    def up(self, fresh: bool = True) -> "SandboxVM":
+    def up(self, fresh: bool = True) -> SandboxVM:
         """Boot a fresh VM (stopping one already running from this state dir when fresh)."""
         t0 = time.monotonic()
         self._sh("up", *(["--fresh"] if fresh else []), timeout=1800 + self.boot_timeout)
