@@ -187,12 +187,11 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
     # ---- Transport interface for PhoenixSocket --------------------------------------------------------
 
     def send(self, frame: Frame) -> None:
+        # The fan-out hot path (once per subscriber per broadcast): keep it to attribute reads and one call.
         protocol = self._protocol
-        if protocol is None or self.rejected or protocol.server_terminated or protocol.stream.closed():
+        if protocol is None or self.rejected or protocol.server_terminated:
             return
-        stream = protocol.stream
-        protocol.write_wire(frame_bytes(frame))
-        pending = stream._total_write_index - stream._total_write_done_index
+        pending = protocol.write_wire(frame.wire or frame_bytes(frame))  # 0 if the stream is closed
         if pending > self.settings_.max_pending_bytes:
             self.reject(CloseCode.INTERNAL_ERROR, f"slow consumer: {pending} bytes unsent (TP_MAX_PENDING_BYTES)")
 

@@ -1,0 +1,71 @@
+"""Start `tornado-phoenix serve` for the benchmark, on the stock asyncio loop or on uvloop.
+
+    python bench/phx_server.py --loop uvloop serve --host 127.0.0.1 --port 4000
+
+Everything after `--loop X` goes to the real CLI unchanged; the only difference is the event loop policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import sys
+
+from tornado_phoenix.cli import main
+
+if __name__ == "__main__":
+    argv = sys.argv[1:]
+    loop = "asyncio"
+    if argv[:1] == ["--loop"]:
+        loop, argv = argv[1], argv[2:]
+    if loop == "uvloop":
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    elif loop != "asyncio":
+        sys.exit(f"unknown --loop {loop!r} (asyncio or uvloop)")
+    if os.environ.get("BENCH_GC") == "off":  # experiment only: how much of the time is the cyclic GC
+        gc.disable()
+    if os.environ.get("BENCH_GC_STATS"):  # experiment only: time spent in each GC generation, at exit
+        import atexit
+        import time
+
+        spent = [0.0, 0.0, 0.0]
+        runs = [0, 0, 0]
+        started = [0.0]
+
+        def on_gc(phase: str, info: dict) -> None:
+            if phase == "start":
+                started[0] = time.perf_counter()
+            else:
+                spent[info["generation"]] += time.perf_counter() - started[0]
+                runs[info["generation"]] += 1
+
+        gc.callbacks.append(on_gc)
+        atexit.register(lambda: print(f"gc: runs {runs} seconds {[round(x, 3) for x in spent]}", flush=True))
+    if os.environ.get("BENCH_TRACEMALLOC"):  # experiment only: SIGUSR1 writes a tracemalloc snapshot
+        import signal
+        import tracemalloc
+
+        tracemalloc.start(int(os.environ.get("BENCH_TRACEMALLOC_FRAMES", "12")))
+        shots = iter(range(1000))
+        prefix = os.environ["BENCH_TRACEMALLOC"]
+        signal.signal(signal.SIGUSR1, lambda *_: tracemalloc.take_snapshot().dump(f"{prefix}.{next(shots)}"))
+    if os.environ.get("BENCH_TYPES"):  # experiment only: SIGUSR2 writes GC-tracked objects by type (count, bytes)
+        import json
+        import signal
+
+        type_shots = iter(range(1000))
+
+        def type_stats(*_: object) -> None:
+            counts: dict[str, list[int]] = {}
+            for obj in gc.get_objects():
+                entry = counts.setdefault(type(obj).__qualname__, [0, 0])
+                entry[0] += 1
+                entry[1] += sys.getsizeof(obj)
+            with open(f"{os.environ['BENCH_TYPES']}.{next(type_shots)}", "w") as fh:
+                json.dump(counts, fh)
+
+        signal.signal(signal.SIGUSR2, type_stats)
+    sys.exit(main(argv))
