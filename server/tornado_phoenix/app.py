@@ -8,6 +8,7 @@ from typing import Any
 
 import tornado.web
 
+from .channels.base import Channel
 from .channels.bench import BenchChannel
 from .channels.echo import EchoChannel
 from .channels.fault import FaultChannel
@@ -27,16 +28,20 @@ __all__ = ["default_router", "make_app", "STATIC_DIR"]
 STATIC_DIR = Path(__file__).resolve().parent / "static"  # the browser console (index.html, phoenix.min.js)
 
 
-def default_router() -> Router:
-    """The built-in channels. `room:*` is reserved for collaborative Yjs documents (not routed yet)."""
-    return Router(
-        [
-            ("echo:*", EchoChannel),
-            ("test:*", TestChannel),
-            ("bench:*", BenchChannel),
-            ("fault:*", FaultChannel),
-        ]
-    )
+def default_router(*, faults: bool = True) -> Router:
+    """The built-in channels. `room:*` is reserved for collaborative Yjs documents (not routed yet).
+
+    `fault:*` lets any client that can reach the server make it misbehave towards that client; turn it off
+    (TP_FAULTS=off) on a server that is not only for testing clients.
+    """
+    routes: list[tuple[str, type[Channel]]] = [
+        ("echo:*", EchoChannel),
+        ("test:*", TestChannel),
+        ("bench:*", BenchChannel),
+    ]
+    if faults:
+        routes.append(("fault:*", FaultChannel))
+    return Router(routes)
 
 
 def make_app(
@@ -50,7 +55,7 @@ def make_app(
     pubsub = pubsub or LocalPubSub()
     endpoint = Endpoint(
         settings,
-        router or default_router(),
+        router or default_router(faults=settings.faults),
         pubsub,
         presence or LocalPresence(pubsub),
         connect or accept_all,

@@ -9,7 +9,7 @@ import signal
 import sys
 
 from . import __version__
-from .config import OPTIONS, Settings, SettingsError
+from .config import OPTIONS, Settings, SettingsError, parse_bool
 
 __all__ = ["main"]
 
@@ -21,8 +21,9 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     for option in OPTIONS:
         serve.add_argument(
             "--" + option.name.replace("_", "-"),
-            type=option.kind,
+            type=parse_bool if option.kind is bool else option.kind,
             default=None,
+            metavar="on|off" if option.kind is bool else None,
             help=f"{option.help} [env {option.env}, default {option.default!r}]",
         )
 

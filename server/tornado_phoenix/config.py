@@ -39,6 +39,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("check_origin", "TP_CHECK_ORIGIN", "", str,
            "comma-separated allowed Origin hosts (empty: allow all, like check_origin: false)"),
     Option("shutdown_timeout", "TP_SHUTDOWN_TIMEOUT", 4.0, float, "seconds to close sockets on SIGTERM"),
+    Option("faults", "TP_FAULTS", True, bool, "route the fault:* channel (on/off)"),
 )
 
 
@@ -54,6 +55,7 @@ class Settings:
     max_pending_bytes: int = 64 * 1024 * 1024
     check_origin: str = ""
     shutdown_timeout: float = 4.0
+    faults: bool = True
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -84,7 +86,22 @@ class Settings:
         return cls(**{key: value for key, value in values.items() if key in known})
 
 
+_BOOLEANS = {"1": True, "true": True, "on": True, "yes": True, "0": False, "false": False, "off": False, "no": False}
+
+
+def parse_bool(raw: str) -> bool:
+    try:
+        return _BOOLEANS[raw.strip().lower()]
+    except KeyError:
+        raise ValueError(raw) from None
+
+
 def _convert(option: Option, raw: str) -> Any:
+    if option.kind is bool:
+        try:
+            return parse_bool(raw)
+        except ValueError:
+            raise SettingsError(f"{option.env}={raw!r}: expected on/off, true/false, 1/0 ({option.help})") from None
     try:
         return option.kind(raw)
     except ValueError:

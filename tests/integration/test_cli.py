@@ -29,3 +29,18 @@ def test_port_in_use_exits_1_with_the_fix(live_server: LiveServer):
 def test_version_flag():
     result = subprocess.run([sys.executable, "-m", "tornado_phoenix", "--version"], capture_output=True, text=True)
     assert result.stdout.startswith("tornado-phoenix ")
+
+
+def test_faults_can_be_turned_off():
+    from tests.support.rawws import RawWebSocket
+
+    server = LiveServer(env={"TP_FAULTS": "off"}).start()
+    try:
+        with RawWebSocket(server.port) as ws:
+            ws.send_text('["1","1","fault:x","phx_join",{}]')
+            assert ws.recv_text() == ('[null,"1","fault:x","phx_reply",'
+                                      '{"response":{"reason":"unmatched topic"},"status":"error"}]')
+    finally:
+        server.stop()
+    result = run_serve(env={"TP_FAULTS": "maybe"})
+    assert result.returncode == 2 and "TP_FAULTS='maybe'" in result.stderr
