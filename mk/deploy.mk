@@ -11,7 +11,8 @@ LINES         ?= 100
 SANDBOX_STATE ?= .sandbox
 SANDBOX_BASE_IMAGE ?= tornado-phoenix-base:bookworm
 
-ANSIBLE_ENV := ANSIBLE_CONFIG=$(CURDIR)/ansible/ansible.cfg ANSIBLE_FORCE_COLOR=$(if $(CI),0,1)
+ANSIBLE_COLOR ?= $(if $(CI),0,1)
+ANSIBLE_ENV := ANSIBLE_CONFIG=$(CURDIR)/ansible/ansible.cfg ANSIBLE_FORCE_COLOR=$(ANSIBLE_COLOR)
 RESULTS     := build/results
 
 ifneq ($(strip $(HOST)),)

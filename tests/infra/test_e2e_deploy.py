@@ -1,0 +1,185 @@
+"""End to end: the deploy bundle against a fresh sandbox VPS (a real Debian VM with systemd, over SSH).
+
+One VM for the whole story, in the order a user meets it, through the same `make` targets a user types:
+fresh VM (no Docker) → deploy → verify → redeploy (changed=0, same port, same container start) → a deploy with a
+bad setting fails and leaves the running version alone → reboot-check → the app's port taken by someone else →
+redeploy picks a new free port and records it → a second release built on the host (app_build_on_host) →
+rollback to the first → remove (nothing of the app left, decoys and the squatter untouched).
+
+Durations of every phase are printed and written to tests/artifacts/e2e-timings.json.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "tests" / "artifacts"
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+FACT = "/etc/ansible/facts.d/tornado_phoenix.fact"
+MAKE_TIMEOUT = 1800
+
+
+class Timings(dict):
+    def write(self) -> None:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        (ARTIFACTS / "e2e-timings.json").write_text(json.dumps(self, indent=2) + "\n")
+
+
+@pytest.fixture(scope="module")
+def timings():
+    t = Timings()
+    start = time.monotonic()
+    yield t
+    t["total_test_s"] = round(time.monotonic() - start, 1)
+    t.write()
+    print("\ne2e timings (s): " + ", ".join(f"{k}={v}" for k, v in t.items()))
+
+
+def make(vm, timings: Timings, phase: str, target: str, *variables: str, check: bool = True) -> str:
+    """Run `make TARGET` against the sandbox VM; return the output without colours."""
+    argv = [
+        "make", "--no-print-directory", "-C", str(REPO), target,
+        f"SANDBOX_STATE={vm.state_dir}", "ANSIBLE_COLOR=0", *variables,
+    ]
+    print(f"\n=== {phase}: {' '.join(argv)}", flush=True)
+    t0 = time.monotonic()
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=MAKE_TIMEOUT)
+    timings[phase] = round(time.monotonic() - t0, 1)
+    out = ANSI.sub("", proc.stdout)
+    (ARTIFACTS).mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / f"e2e-{phase}.log").write_text(out)
+    print("\n".join(out.splitlines()[-12:]), flush=True)
+    if check and proc.returncode != 0:
+        pytest.fail(f"make {target} ({phase}) exited {proc.returncode}:\n{out[-8000:]}")
+    if not check and proc.returncode == 0:
+        pytest.fail(f"make {target} ({phase}) was expected to fail but passed:\n{out[-4000:]}")
+    return out
+
+
+def recap(out: str) -> dict[str, int]:
+    line = next(ln for ln in reversed(out.splitlines()) if re.match(r"^sandbox\s+:\s+ok=", ln))
+    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", line)}
+
+
+def fact(vm) -> dict:
+    return json.loads(vm.ssh(f"cat {FACT}").stdout)
+
+
+def started_at(vm) -> str:
+    return vm.ssh("docker inspect -f '{{.State.StartedAt}}' tornado-phoenix").stdout.strip()
+
+
+def health(vm, port: int) -> dict:
+    code = f"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:{port}/health', timeout=5).read().decode())"
+    return json.loads(vm.ssh(f'python3 -c "{code}"').stdout)
+
+
+def listening(vm, port: int) -> bool:
+    return bool(vm.ssh(f"ss -Htln 'sport = :{port}'").stdout.strip())
+
+
+def test_deploy_lifecycle_on_a_fresh_vps(sandbox_vm, base_image, timings):
+    vm = sandbox_vm
+    timings["vm_boot_s"] = round(vm.last_boot_seconds or 0, 1)
+    first, last = vm.port_range[0], vm.port_range[-1]
+    # Pinned once, so commits landing during the run cannot turn a redeploy into a new release.
+    revision = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short=7", "HEAD"], capture_output=True,
+                              text=True).stdout.strip() or "nogit"
+    pin = f"ANSIBLE_ARGS=-e tornado_phoenix_revision={revision}"
+
+    assert vm.ssh("command -v docker", check=False).returncode != 0, "the sandbox must start without Docker"
+    assert listening(vm, 3001) and listening(vm, 8001), "decoy services missing in the sandbox"
+
+    # 1. Fresh VPS: installs Docker, ships the image, chooses the first free port, verifies.
+    out = make(vm, timings, "deploy_fresh", "deploy", pin)
+    app = fact(vm)
+    port = app["port"]
+    assert first <= port <= last and port not in (3001, 8001)
+    assert app["version"].endswith(f"+{revision}")
+    assert f"deployed {app['version']} to 127.0.0.1:{port} — ws://127.0.0.1:{port}/socket" in out
+    assert "verified sandbox:" in out and " passed" in out
+    start_1 = started_at(vm)
+
+    # 2. Unchanged second run: nothing changes, nothing restarts.
+    out = make(vm, timings, "redeploy_unchanged", "deploy", pin)
+    assert recap(out)["changed"] == 0, "an unchanged redeploy must report changed=0"
+    assert fact(vm)["port"] == port
+    assert started_at(vm) == start_1, "an unchanged redeploy restarted the container"
+
+    # 3. A setting that makes the server exit: the deploy fails with the server's log and the running
+    #    version keeps serving with its old settings.
+    bad = 'ANSIBLE_ARGS=-e tornado_phoenix_revision=' + revision + \
+        " -e '{\"tornado_phoenix_env\":{\"TP_MAX_FRAME_SIZE\":\"-5\"}}' -e tornado_phoenix_health_timeout=40"
+    out = make(vm, timings, "deploy_bad_setting", "deploy", bad, check=False)
+    assert "did not answer /health" in out
+    assert "TP_MAX_FRAME_SIZE" in out, "the failure must show the server's own log lines"
+    assert "was restored" in out and "is healthy" in out
+    assert health(vm, port)["status"] == "ok"
+    assert "TP_MAX_FRAME_SIZE" not in vm.ssh("cat /etc/tornado-phoenix/tornado-phoenix.env").stdout
+    assert fact(vm) == app
+
+    # 4. A real reboot: the boot id changes and the app comes back by itself.
+    boot_before = vm.boot_id()
+    out = make(vm, timings, "reboot_check", "reboot-check", pin)
+    assert vm.boot_id() != boot_before
+    assert f"back on port {port}" in out and "verified sandbox:" in out
+
+    # 5. The app is stopped and another program takes its port: the next deploy moves to a free port.
+    vm.ssh("systemctl stop tornado-phoenix && "
+           f"systemd-run --unit tp-e2e-squatter python3 -m http.server --bind 0.0.0.0 {port}")
+    deadline = time.monotonic() + 60
+    while not listening(vm, port):
+        assert time.monotonic() < deadline, "the squatter did not start listening"
+        time.sleep(1)
+    out = make(vm, timings, "deploy_port_taken", "deploy", pin)
+    moved = fact(vm)
+    new_port = moved["port"]
+    assert new_port != port and first <= new_port <= last and new_port not in (3001, 8001)
+    assert f"previous port {port} is taken by something else" in out
+    assert f"ws://127.0.0.1:{new_port}/socket" in out
+    assert listening(vm, port), "the deploy must leave the other program alone"
+
+    # 6. A second release, built on the host from a copied build context (app_build_on_host). The host's
+    #    Docker has no registry either: give it the same locally made base image first.
+    t0 = time.monotonic()
+    subprocess.run(
+        f"docker save {base_image} | gzip -1 | ssh -F {vm.ssh_config} -o BatchMode=yes sandbox "
+        "'gunzip | docker load'", shell=True, check=True, timeout=900, capture_output=True)
+    timings["load_base_image_into_vm"] = round(time.monotonic() - t0, 1)
+    release_b = f"ANSIBLE_ARGS=-e tornado_phoenix_revision=b{revision[:6]}"
+    out = make(vm, timings, "deploy_build_on_host", "deploy", "BUILD_ON_HOST=1", release_b)
+    app_b = fact(vm)
+    assert app_b["tag"].endswith(f"-b{revision[:6]}") and app_b["previous_tag"] == app["tag"]
+    assert app_b["port"] == new_port
+    assert "verified sandbox:" in out
+
+    # 7. Rollback: the first release again, same port.
+    out = make(vm, timings, "rollback", "rollback")
+    back = fact(vm)
+    assert back["tag"] == app["tag"] and back["previous_tag"] == app_b["tag"] and back["port"] == new_port
+    assert vm.ssh("docker inspect -f '{{.Config.Image}}' tornado-phoenix").stdout.strip() == app["image"]
+    assert health(vm, new_port)["status"] == "ok"
+    assert f"rolled back sandbox to {app['version']}" in out
+
+    # 8. Remove: nothing of the app remains; Docker, the decoys and the squatter are untouched.
+    out = make(vm, timings, "remove", "remove")
+    assert "removed tornado-phoenix from sandbox" in out
+    leftovers = vm.ssh(
+        "ls /etc/systemd/system/tornado-phoenix.service /etc/tornado-phoenix /var/lib/tornado-phoenix "
+        f"{FACT} 2>/dev/null; docker ps -a --filter name=tornado-phoenix -q; "
+        "docker images tornado-phoenix -q; systemctl list-unit-files 'tornado-phoenix*' --no-legend",
+        check=False).stdout.strip()
+    assert leftovers == "", f"left behind after remove:\n{leftovers}"
+    assert not listening(vm, new_port)
+    assert listening(vm, 3001) and listening(vm, 8001) and listening(vm, port)
+    assert vm.ssh("systemctl is-active docker").stdout.strip() == "active"
+    assert vm.ssh(f"docker image inspect {base_image} >/dev/null && echo kept").stdout.strip() == "kept"
