@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -30,27 +31,29 @@ class SandboxError(RuntimeError):
 
 
 def _run_logged(argv: list[str], env: dict[str, str], timeout: float) -> str:
-    """Run argv, echo its output line by line as it comes, return the whole output."""
+    """Run argv, echo its output line by line as it comes, return the whole output.
+    Killed after timeout seconds even if it prints nothing."""
     lines: list[str] = []
-    with subprocess.Popen(
-        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
-    ) as proc:
-        deadline = time.monotonic() + timeout
-        assert proc.stdout is not None
-        for line in proc.stdout:
+
+    def pump(stream) -> None:
+        for line in stream:
             lines.append(line)
             sys.stdout.write(line)
             sys.stdout.flush()
-            if time.monotonic() > deadline:
-                proc.kill()
-                break
+
+    with subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    ) as proc:
+        reader = threading.Thread(target=pump, args=(proc.stdout,), daemon=True)
+        reader.start()
         try:
-            rc = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+            rc = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
-            rc = proc.wait()
-        if time.monotonic() > deadline:
-            raise SandboxError(f"{' '.join(argv)} took longer than {timeout:.0f}s")
+            proc.wait()
+            reader.join(5)
+            raise SandboxError(f"{' '.join(argv)} took longer than {timeout:.0f}s:\n{''.join(lines)[-4000:]}") from None
+        reader.join(10)
     out = "".join(lines)
     if rc != 0:
         raise SandboxError(f"{' '.join(argv)} exited {rc}:\n{out[-4000:]}")

@@ -76,7 +76,27 @@ serial_tail() {
     echo "(serial log $SERIAL is empty or missing)" >&2
   fi
 }
-fail() { echo "${LOG_TAG}: FAILED: $*" >&2; serial_tail 40; echo "result: sandbox FAILED" >&2; exit 1; }
+UP_IN_PROGRESS=0
+fail() {
+  echo "${LOG_TAG}: FAILED: $*" >&2
+  serial_tail 40
+  if [[ $UP_IN_PROGRESS -eq 1 ]]; then
+    local pid
+    if pid=$(qemu_pid); then
+      echo "${LOG_TAG}: stopping the half-booted qemu (pid $pid); serial log kept at $SERIAL" >&2
+      kill "$pid" 2>/dev/null || true
+    fi
+  fi
+  echo "result: sandbox FAILED" >&2
+  exit 1
+}
+
+# up/down/reset of one state dir never run at the same time.
+lock_state() {
+  mkdir -p "$STATE"
+  exec 7>"$STATE/.lock"
+  flock -w 900 7 || die "another sandbox.sh holds $STATE/.lock for more than 900s"
+}
 
 ssh_base() {
   ssh -F "$SSH_CONFIG" "$@"
@@ -215,10 +235,12 @@ cmd_up() {
   say "up: starting qemu (tcg, ${CPUS} vCPU, ${MEM} MiB; ssh 127.0.0.1:$SSH_PORT->22, 127.0.0.1:$PORT_FIRST-$PORT_LAST 1:1; serial $SERIAL)"
   local qlog="$STATE/qemu.log"
   qemu-system-x86_64 "${args[@]}" >"$qlog" 2>&1 || { cat "$qlog" >&2; fail "qemu did not start"; }
+  UP_IN_PROGRESS=1
   pid=$(qemu_pid) || { cat "$qlog" >&2; fail "qemu started but its pid is gone"; }
   say "up: qemu running (pid $pid); waiting up to ${BOOT_TIMEOUT}s for SSH"
   wait_ssh "$BOOT_TIMEOUT"
   local boot; boot=$(( $(now) - t0 ))
+  UP_IN_PROGRESS=0
   echo "SANDBOX_BOOT_SECONDS=$boot" >>"$ENVFILE"
   say "up: inventory $INVENTORY, ssh config $SSH_CONFIG"
   echo "result: sandbox up in ${boot}s (ssh -F $SSH_CONFIG sandbox) inventory=$INVENTORY"
@@ -299,11 +321,11 @@ cmd_reset() {
 
 case "${1:-}" in
   build) shift; cmd_build "$@" ;;
-  up) shift; cmd_up "$@" ;;
-  down) cmd_down ;;
+  up) shift; lock_state; cmd_up "$@" ;;
+  down) lock_state; cmd_down ;;
   status) cmd_status ;;
   ssh) shift; cmd_ssh "$@" ;;
-  reset) cmd_reset ;;
+  reset) lock_state; cmd_reset ;;
   wait-ssh) qemu_pid >/dev/null || fail "not running"; wait_ssh "${2:-$BOOT_TIMEOUT}"; echo "result: sandbox ssh ready" ;;
   serial) tail -n "${2:-60}" "$SERIAL" | tr -d '\r' ;;
   -h|--help|help|"") sed -n '2,29p' "$0" ;;
