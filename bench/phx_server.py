@@ -37,9 +37,9 @@ if __name__ == "__main__":
 
         def on_gc(phase: str, info: dict) -> None:
             if phase == "start":
-                started[0] = time.perf_counter()
+                started[0] = time.thread_time()
             else:
-                spent[info["generation"]] += time.perf_counter() - started[0]
+                spent[info["generation"]] += time.thread_time() - started[0]
                 runs[info["generation"]] += 1
 
         gc.callbacks.append(on_gc)
@@ -61,7 +61,18 @@ if __name__ == "__main__":
         def type_stats(*_: object) -> None:
             counts: dict[str, list[int]] = {}
             for obj in gc.get_objects():
-                entry = counts.setdefault(type(obj).__qualname__, [0, 0])
+                name = type(obj).__qualname__
+                if name in ("coroutine", "Task", "function", "method", "TimerHandle", "Handle"):
+                    inner = getattr(obj, "cr_code", None) or getattr(obj, "__func__", obj)
+                    if name == "Task":
+                        inner = obj.get_coro()
+                    elif name in ("TimerHandle", "Handle"):
+                        inner = obj._callback
+                    name += " " + getattr(inner, "__qualname__", getattr(inner, "co_qualname", "?"))
+                    frame = getattr(obj, "cr_frame", None)
+                    if frame is not None:
+                        name += f" line {frame.f_lineno}"
+                entry = counts.setdefault(name, [0, 0])
                 entry[0] += 1
                 entry[1] += sys.getsizeof(obj)
             with open(f"{os.environ['BENCH_TYPES']}.{next(type_shots)}", "w") as fh:

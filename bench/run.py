@@ -407,6 +407,7 @@ async def run_size(target: Target, n: int, opts: argparse.Namespace, logdir: Pat
         shares = [n // nworkers + (1 if i < n % nworkers else 0) for i in range(nworkers)]
         for i in range(nworkers):
             config = {"id": i, "url": server.url, "echoUrl": server.echo_url, "mode": target.kind,
+                      "client": opts.client,
                       "topic": "bench:lobby", "payloadBytes": opts.payload,
                       # one source address has ~28k ephemeral ports to the server's port; past that,
                       # spread the workers over 127.0.0.1-4 (bind-before-connect costs the generator CPU)
@@ -673,6 +674,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rate-sizes", default="1000,10000", help="sizes that get the message-rate run")
     p.add_argument("--senders", type=int, default=10)
     p.add_argument("--rate-seconds", type=float, default=10.0)
+    p.add_argument("--client", choices=["raw", "ws"], default="raw",
+                   help="generator's WebSocket client: lean raw (default) or the ws package")
     p.add_argument("--per-worker", type=int, default=5000, help="clients per generator process")
     p.add_argument("--concurrency", type=int, default=100, help="connects in flight (all workers)")
     p.add_argument("--connect-timeout", type=float, default=120.0)

@@ -1,5 +1,5 @@
 'use strict';
-// One load-generator process for bench/run.py: up to ~5,000 WebSocket clients on the `ws` package.
+// One load-generator process for bench/run.py: up to ~5,000 WebSocket clients.
 //
 // The parent sends one JSON command per line on stdin; this process answers with one JSON report per line on
 // stdout. Every loop here is bounded by a count and a deadline, and only loopback URLs are accepted.
@@ -9,12 +9,18 @@
 //
 // Modes: "phx" speaks Phoenix V2 (join bench:<room>, shout, heartbeat every 30 s as phoenix.js does);
 // "raw" talks to the bare relay (bench/relay.py): a text message is broadcast as is, /echo echoes.
+//
+// Clients: "ws" is the `ws` package (what Phoenix's own figures were measured with); "raw" is a lean
+// WebSocket client on net.Socket with a shared read buffer (no stream machinery, no per-frame allocation),
+// so that the generator's CPU per frame stays well under the server's and the server is what is measured.
 
-const WebSocket = require('ws');
+const net = require('net');
 const readline = require('readline');
+const WebSocket = require('ws');
 
 const cfg = JSON.parse(process.argv[2]);
 const MODE = cfg.mode; // "phx" | "raw"
+const CLIENT = cfg.client || 'raw'; // "raw" | "ws"
 const TOPIC = cfg.topic || 'bench:lobby';
 const PAYLOAD_BYTES = cfg.payloadBytes || 64;
 const HEARTBEAT_MS = cfg.heartbeatMs || 30000;
@@ -29,6 +35,116 @@ for (const url of [cfg.url, cfg.echoUrl]) {
     throw new Error(`refusing non-loopback target ${url}`);
   }
 }
+
+// ---- clients: open(url, handlers) -> {send(text), isOpen(), terminate(), reset()} ------------------------
+// handlers: open(), message(buf) (buf is only valid during the call), error(reason), close(code).
+
+function wsOpen(url, h) {
+  const ws = new WebSocket(url, { ...LOCAL_OPTS, perMessageDeflate: false, handshakeTimeout: 30000 });
+  ws.on('open', () => h.open());
+  ws.on('message', (data) => h.message(data));
+  ws.on('error', (e) => h.error(e.code || e.message));
+  ws.on('close', (code) => h.close(code));
+  return {
+    send: (text) => ws.send(text),
+    isOpen: () => ws.readyState === WebSocket.OPEN,
+    terminate: () => ws.terminate(),
+    reset: () => { if (ws._socket) ws._socket.resetAndDestroy(); },
+  };
+}
+
+const SHARED_READ = Buffer.allocUnsafe(256 * 1024); // every raw socket reads into this, parsed at once
+const KEY = 'dGhlIHNhbXBsZSBub25jZQ=='; // the handshake needs a key; the server does not check uniqueness
+
+function rawOpen(url, h) {
+  const u = new URL(url);
+  let state = 0; // 0 handshake, 1 open, 2 closed
+  let pending = null; // bytes of an incomplete frame (copied out of the shared buffer)
+  const timer = setTimeout(() => { if (state === 0) { state = 2; h.error('handshake timeout'); sock.destroy(); } },
+    30000);
+  const finish = (code) => {
+    if (state === 2) return;
+    state = 2;
+    clearTimeout(timer);
+    h.close(code);
+  };
+  const onread = (nread, buf) => {
+    let data = buf.subarray(0, nread);
+    if (pending !== null) { data = Buffer.concat([pending, data]); pending = null; }
+    let off = 0;
+    if (state === 0) {
+      const end = data.indexOf('\r\n\r\n');
+      if (end < 0) { pending = Buffer.from(data); return; }
+      if (data.toString('latin1', 0, 12) !== 'HTTP/1.1 101') {
+        state = 2;
+        clearTimeout(timer);
+        h.error('handshake refused: ' + data.toString('latin1', 0, Math.min(end, 40)));
+        sock.destroy();
+        return;
+      }
+      state = 1;
+      clearTimeout(timer);
+      off = end + 4;
+      h.open();
+    }
+    const size = data.length;
+    while (state === 1 && off + 2 <= size) {
+      const b0 = data[off];
+      let len = data[off + 1] & 0x7f;
+      let hdr = 2;
+      if (len === 126) {
+        if (off + 4 > size) break;
+        len = data.readUInt16BE(off + 2);
+        hdr = 4;
+      } else if (len === 127) {
+        if (off + 10 > size) break;
+        len = Number(data.readBigUInt64BE(off + 2));
+        hdr = 10;
+      }
+      if (off + hdr + len > size) break;
+      const op = b0 & 0x0f;
+      const start = off + hdr;
+      off = start + len;
+      if (op === 1 || op === 2) h.message(data.subarray(start, off));
+      else if (op === 8) {
+        const code = len >= 2 ? data.readUInt16BE(start) : 1005;
+        sock.destroy();
+        finish(code);
+        return;
+      } else if (op === 9) sendFrame(0xa, data.subarray(start, off));
+    }
+    if (state === 1 && off < size) pending = Buffer.from(data.subarray(off));
+  };
+  const sock = net.connect({ host: u.hostname, port: Number(u.port), ...LOCAL_OPTS, noDelay: true,
+    onread: { buffer: SHARED_READ, callback: onread } });
+  sock.on('connect', () => {
+    sock.write(`GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\nUpgrade: websocket\r\n` +
+      `Connection: Upgrade\r\nSec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+  });
+  sock.on('error', (e) => { if (state === 0) { state = 2; clearTimeout(timer); h.error(e.code || e.message); } });
+  sock.on('close', () => finish(1006));
+  // Client frames must be masked; an all-zero mask is a valid key and leaves the payload as is.
+  function sendFrame(opcode, payload) {
+    const len = payload.length;
+    const hdr = len < 126 ? 6 : 8;
+    const frame = Buffer.allocUnsafe(hdr + len);
+    frame[0] = 0x80 | opcode;
+    if (len < 126) frame[1] = 0x80 | len;
+    else { frame[1] = 0x80 | 126; frame.writeUInt16BE(len, 2); }
+    frame.writeUInt32BE(0, hdr - 4);
+    if (typeof payload === 'string') frame.write(payload, hdr, 'latin1'); // bench text is ASCII
+    else payload.copy(frame, hdr);
+    sock.write(frame);
+  }
+  return {
+    send: (text) => { if (state === 1) sendFrame(0x1, text); },
+    isOpen: () => state === 1,
+    terminate: () => { sock.destroy(); },
+    reset: () => { sock.resetAndDestroy(); },
+  };
+}
+
+const openClient = CLIENT === 'ws' ? wsOpen : rawOpen;
 
 const now = () => Number(process.hrtime.bigint() / 1000n);
 const emit = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
@@ -106,27 +222,28 @@ function openMember(index) {
   return new Promise((resolve) => {
     const t0 = now();
     let settled = false;
-    const ws = new WebSocket(cfg.url, { ...LOCAL_OPTS, perMessageDeflate: false, handshakeTimeout: 30000 });
-    const m = { ws, index, joined: false, sender: undefined };
+    const m = { conn: null, index, joined: false, sender: undefined };
     const done = (ok, err) => {
       if (settled) return;
       settled = true;
       resolve({ ok, err, lat: now() - t0 });
     };
-    ws.on('open', () => {
-      if (MODE === 'phx') ws.send(JOIN);
-      else { m.joined = true; members.push(m); done(true); }
-    });
-    ws.on('message', (data) => {
-      if (m.joined) { onRoomFrame(m, data); return; }
-      // The first frame of a phx member is its join reply.
-      if (data.includes('"status":"ok"')) { m.joined = true; members.push(m); done(true); }
-      else { done(false, 'join refused: ' + data.toString().slice(0, 120)); ws.terminate(); }
-    });
-    ws.on('error', (e) => done(false, e.code || e.message));
-    ws.on('close', (code) => {
-      if (m.joined) { closed++; m.joined = false; m.closeCode = code; }
-      done(false, `closed ${code}`);
+    m.conn = openClient(cfg.url, {
+      open() {
+        if (MODE === 'phx') m.conn.send(JOIN);
+        else { m.joined = true; members.push(m); done(true); }
+      },
+      message(data) {
+        if (m.joined) { onRoomFrame(m, data); return; }
+        // The first frame of a phx member is its join reply.
+        if (data.includes('"status":"ok"')) { m.joined = true; members.push(m); done(true); }
+        else { done(false, 'join refused: ' + data.toString().slice(0, 120)); m.conn.terminate(); }
+      },
+      error(reason) { done(false, reason); },
+      close(code) {
+        if (m.joined) { closed++; m.joined = false; m.closeCode = code; }
+        done(false, `closed ${code}`);
+      },
     });
   });
 }
@@ -162,17 +279,17 @@ function startHeartbeats() {
   let slice = 0;
   heartbeatTimer = setInterval(() => {
     for (let i = slice; i < members.length; i += slices) {
-      const ws = members[i].ws;
-      if (ws.readyState === WebSocket.OPEN) ws.send(HEARTBEAT);
+      const conn = members[i].conn;
+      if (conn.isOpen()) conn.send(HEARTBEAT);
     }
-    for (const ws of echoSockets) if (ws.readyState === WebSocket.OPEN && slice === 0) ws.send(HEARTBEAT);
+    for (const conn of echoSockets) if (slice === 0 && conn.isOpen()) conn.send(HEARTBEAT);
     slice = (slice + 1) % slices;
   }, 1000);
 }
 
 function sender() {
   // The first member still open (a closed member cannot shout; the round then reports it as missing).
-  for (const m of members) if (m.ws.readyState === WebSocket.OPEN) return m;
+  for (const m of members) if (m.conn.isOpen()) return m;
   return members[0];
 }
 
@@ -180,8 +297,8 @@ function shout(cmd) {
   const m = sender();
   const t = now();
   const body = payload({ r: cmd.r, t });
-  if (MODE === 'phx') m.ws.send(`["1","${ref++}","${TOPIC}","shout",${body}]`);
-  else m.ws.send(body);
+  if (MODE === 'phx') m.conn.send(`["1","${ref++}","${TOPIC}","shout",${body}]`);
+  else m.conn.send(body);
   emit({ ev: 'shouted', r: cmd.r, t });
 }
 
@@ -202,43 +319,46 @@ function echo(cmd) {
   const warmup = cmd.warmup || 0;
   const deadline = Date.now() + (cmd.timeoutMs || 60000);
   const url = MODE === 'phx' ? cfg.url : cfg.echoUrl;
-  const ws = new WebSocket(url, { ...LOCAL_OPTS, perMessageDeflate: false });
-  echoSockets.add(ws);
   const topic = `echo:probe-${process.pid}`;
+  const joinRef = `"1","1","${topic}"`;
   const rtts = [];
   let sentAt = 0;
   let seq = 0;
   let finished = false;
+  let conn = null;
   const finish = (err) => {
     if (finished) return;
     finished = true;
     emit({ ev: 'echo', rtts, err });
-    echoSockets.delete(ws);
-    ws.terminate();
+    echoSockets.delete(conn);
+    conn.terminate();
   };
   const sendOne = () => {
     if (seq >= n + warmup || Date.now() > deadline) { finish(seq >= n + warmup ? undefined : 'deadline'); return; }
     seq++;
     sentAt = now();
     const body = payload({ k: seq });
-    if (MODE === 'phx') ws.send(`["1","${seq + 1}","${topic}","ping",${body}]`);
-    else ws.send(body);
+    if (MODE === 'phx') conn.send(`["1","${seq + 1}","${topic}","ping",${body}]`);
+    else conn.send(body);
   };
-  ws.on('open', () => {
-    if (MODE === 'phx') ws.send(JSON.stringify(['1', '1', topic, 'phx_join', {}]));
-    else sendOne();
+  conn = openClient(url, {
+    open() {
+      if (MODE === 'phx') conn.send(JSON.stringify(['1', '1', topic, 'phx_join', {}]));
+      else sendOne();
+    },
+    message(data) {
+      if (MODE === 'phx') {
+        if (!data.includes('"phx_reply"')) return; // the echo channel's push comes before its reply
+        if (data.includes(joinRef)) { sendOne(); return; } // join reply
+      }
+      const rtt = now() - sentAt;
+      if (seq > warmup) rtts.push(rtt);
+      sendOne();
+    },
+    error(reason) { finish(reason); },
+    close() { finish('closed'); },
   });
-  ws.on('message', (data) => {
-    if (MODE === 'phx') {
-      if (!data.includes('"phx_reply"')) return; // the echo channel's push comes before its reply
-      if (data.includes(`"1","1","${topic}"`)) { sendOne(); return; } // join reply
-    }
-    const rtt = now() - sentAt;
-    if (seq > warmup) rtts.push(rtt);
-    sendOne();
-  });
-  ws.on('error', (e) => finish(e.code || e.message));
-  ws.on('close', () => finish('closed'));
+  echoSockets.add(conn);
 }
 
 function rate(cmd) {
@@ -263,8 +383,8 @@ function rate(cmd) {
         if (!s.active) return;
         const body = payload({ k: k++, s: i, t: now() });
         shouts++;
-        if (MODE === 'phx') m.ws.send(`["1","${ref++}","${TOPIC}","shout",${body}]`);
-        else m.ws.send(body);
+        if (MODE === 'phx') m.conn.send(`["1","${ref++}","${TOPIC}","shout",${body}]`);
+        else m.conn.send(body);
       },
     };
     m.sender = s;
@@ -298,7 +418,7 @@ rl.on('line', (line) => {
       rss: process.memoryUsage().rss }); break;
     case 'exit': {
       // Reset instead of close: no TIME_WAIT left on either side to slow the next run's connects.
-      for (const m of members) if (m.ws._socket) m.ws._socket.resetAndDestroy();
+      for (const m of members) m.conn.reset();
       process.exit(0);
       break;
     }
