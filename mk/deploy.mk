@@ -123,16 +123,19 @@ rebuild: ## build the image twice from scratch (no cache) and compare: same laye
 	@echo "==> building the image twice without cache on $(REBUILD_BASE) (SOURCE_DATE_EPOCH = last commit time)"
 	@docker image inspect $(REBUILD_BASE) >/dev/null 2>&1 || { \
 	  echo "error: base image $(REBUILD_BASE) is not on this machine: docker pull it, or make base-image"; exit 1; }
+	@mkdir -p build
 	@set -e; for i in 1 2; do \
 	  docker build --quiet --no-cache $(REBUILD_ARGS) -t tornado-phoenix:rebuild-$$i . >/dev/null; \
-	  id=$$(docker image inspect -f '{{.Id}}' tornado-phoenix:rebuild-$$i); \
-	  layers=$$(docker image inspect -f '{{json .RootFS.Layers}}' tornado-phoenix:rebuild-$$i); \
-	  echo "$$layers" > build/.rebuild-$$i 2>/dev/null || { mkdir -p build; echo "$$layers" > build/.rebuild-$$i; }; \
-	  echo "   build $$i: image $$id, top layer $$(docker image inspect -f '{{index .RootFS.Layers (len (slice .RootFS.Layers 1))}}' tornado-phoenix:rebuild-$$i 2>/dev/null || echo "$$layers" | tr -d '[]"' | tr , '\n' | tail -1)"; \
-	done; \
-	if cmp -s build/.rebuild-1 build/.rebuild-2; then \
-	  echo "result: reproducible: both builds have identical layers, content digest sha256:$$(sha256sum < build/.rebuild-1 | cut -c1-64)"; \
-	else echo "result: NOT reproducible: the two builds' layers differ (compare build/.rebuild-1 and build/.rebuild-2)"; exit 1; fi
+	  docker image inspect -f '{{json .RootFS.Layers}}' tornado-phoenix:rebuild-$$i > build/.rebuild-$$i; \
+	  echo "   build $$i: image ID $$(docker image inspect -f '{{.Id}}' tornado-phoenix:rebuild-$$i)," \
+	       "layers sha256:$$(sha256sum < build/.rebuild-$$i | cut -c1-64)"; \
+	done
+	@# The classic builder stamps the build time into the image config, so the image IDs differ; the layers
+	@# (every file, mode and mtime) are what must match.
+	@if cmp -s build/.rebuild-1 build/.rebuild-2; then \
+	  echo "result: reproducible: both builds have identical layers (layers digest sha256:$$(sha256sum < build/.rebuild-1 | cut -c1-64))"; \
+	else echo "result: NOT reproducible: the layers differ (compare build/.rebuild-1 and build/.rebuild-2)"; exit 1; fi
+	@docker image rm tornado-phoenix:rebuild-1 tornado-phoenix:rebuild-2 >/dev/null
 
 e2e: install ## only the end-to-end deploy test against a fresh sandbox VM (tens of minutes)
 	$(BIN)/pytest -m e2e $(PYTEST_ARGS) tests/infra/test_e2e_deploy.py
