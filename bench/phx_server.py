@@ -3,6 +3,12 @@
     python bench/phx_server.py --loop uvloop serve --host 127.0.0.1 --port 4000
 
 Everything after `--loop X` goes to the real CLI unchanged; the only difference is the event loop policy.
+
+Experiment knobs (environment, never set by `make bench`):
+  BENCH_GC=stock|off|t:A,B,C   CPython's default GC instead of gcpolicy.py / no cyclic GC / thresholds
+  BENCH_GC_STATS=1             print GC passes and their CPU seconds per generation at exit
+  BENCH_TRACEMALLOC=PATH       SIGUSR1 dumps a tracemalloc snapshot to PATH.N
+  BENCH_TYPES=PATH             SIGUSR2 writes GC-tracked objects by type (count, bytes) to PATH.N
 """
 
 from __future__ import annotations
@@ -25,8 +31,15 @@ if __name__ == "__main__":
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     elif loop != "asyncio":
         sys.exit(f"unknown --loop {loop!r} (asyncio or uvloop)")
-    if os.environ.get("BENCH_GC") == "off":  # experiment only: how much of the time is the cyclic GC
+    policy = os.environ.get("BENCH_GC", "")  # experiment only: how much of the time is the cyclic GC
+    if policy == "off":
         gc.disable()
+    elif policy.startswith("t:"):
+        gc.set_threshold(*(int(x) for x in policy[2:].split(",")))
+    if policy in ("stock", "off") or policy.startswith("t:"):  # without the server's own policy (gcpolicy.py)
+        import tornado_phoenix.gcpolicy
+
+        tornado_phoenix.gcpolicy.install = lambda *args, **kwargs: (lambda: None)
     if os.environ.get("BENCH_GC_STATS"):  # experiment only: time spent in each GC generation, at exit
         import atexit
         import time
