@@ -8,10 +8,12 @@ always 1000. Clients decide whether to reconnect by that code, so we send Bandit
 from __future__ import annotations
 
 import asyncio
+import collections
 import socket
 import struct
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from tornado.httputil import HTTPHeaders
 from tornado.iostream import IOStream, StreamClosedError
@@ -44,6 +46,48 @@ def frame_bytes(frame: Frame) -> bytes:
             header = struct.pack("!BBQ", first, 127, size)
         wire = frame.wire = header + data
     return wire
+
+
+class _LazyDeque:
+    """The part of collections.deque that IOStream and its _StreamBuffer use, holding no deque (and so no
+    memory block) while empty: a deque is created on the first append and dropped when emptied again."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self) -> None:
+        self._items: collections.deque[Any] | None = None
+
+    def append(self, item: Any) -> None:
+        items = self._items
+        if items is None:
+            items = self._items = collections.deque()
+        items.append(item)
+
+    def popleft(self) -> Any:
+        items = self._items
+        if items is None:
+            raise IndexError("pop from an empty deque")
+        item = items.popleft()
+        if not items:
+            self._items = None
+        return item
+
+    def __getitem__(self, index: int) -> Any:
+        if self._items is None:
+            raise IndexError("deque index out of range")
+        return self._items[index]
+
+    def __len__(self) -> int:
+        return 0 if self._items is None else len(self._items)
+
+    def __bool__(self) -> bool:
+        return self._items is not None and bool(self._items)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(()) if self._items is None else iter(self._items)
+
+    def clear(self) -> None:
+        self._items = None
 
 
 _LINGER_SECONDS = 2.0
@@ -124,6 +168,12 @@ class PhoenixWebSocketProtocol(WebSocketProtocol13):
         # parameters and context) are only reachable through these two, once the stream is detached.
         request.connection = None
         request.server_connection = None
+        # IOStream keeps two deques (~0.7 KiB each, allocated with their first block) that a socket written
+        # to by write_wire's direct path never touches; lazy ones allocate only while writes are queued.
+        stream = self.stream
+        if stream is not None and not stream._write_futures and not stream._write_buffer._buffers:
+            stream._write_futures = _LazyDeque()
+            stream._write_buffer._buffers = _LazyDeque()
 
     def _handle_message(self, opcode: int, data: bytes) -> Future[None] | None:
         if self.client_terminated:
