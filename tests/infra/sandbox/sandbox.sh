@@ -95,6 +95,14 @@ fail() {
 lock_state() {
   mkdir -p "$STATE"
   exec 7>"$STATE/.lock"
+  flock -w 5 7 && return 0
+  local pid
+  # A qemu started by an older sandbox.sh inherited the lock fd: do not wait for it.
+  if pid=$(qemu_pid) && ls -l "/proc/$pid/fd" 2>/dev/null | grep -qF -- "$STATE/.lock"; then
+    say "lock: $STATE/.lock is held by the VM's own qemu (pid $pid); going on"
+    return 0
+  fi
+  say "lock: another sandbox.sh works on $STATE; waiting (at most 900s)"
   flock -w 900 7 || die "another sandbox.sh holds $STATE/.lock for more than 900s"
 }
 
@@ -234,7 +242,8 @@ cmd_up() {
   [[ -n "${SANDBOX_QEMU_EXTRA:-}" ]] && args+=($SANDBOX_QEMU_EXTRA)
   say "up: starting qemu (tcg, ${CPUS} vCPU, ${MEM} MiB; ssh 127.0.0.1:$SSH_PORT->22, 127.0.0.1:$PORT_FIRST-$PORT_LAST 1:1; serial $SERIAL)"
   local qlog="$STATE/qemu.log"
-  qemu-system-x86_64 "${args[@]}" >"$qlog" 2>&1 || { cat "$qlog" >&2; fail "qemu did not start"; }
+  # 7>&-: the daemonized qemu must not inherit (and so hold forever) the state lock.
+  qemu-system-x86_64 "${args[@]}" >"$qlog" 2>&1 7>&- || { cat "$qlog" >&2; fail "qemu did not start"; }
   UP_IN_PROGRESS=1
   pid=$(qemu_pid) || { cat "$qlog" >&2; fail "qemu started but its pid is gone"; }
   say "up: qemu running (pid $pid); waiting up to ${BOOT_TIMEOUT}s for SSH"
