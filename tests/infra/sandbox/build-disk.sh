@@ -147,7 +147,7 @@ KVER=$(basename "$(ls -1 "$ROOT"/boot/vmlinuz-* | sort -V | tail -n1)" | sed 's/
 cp "$ROOT/boot/vmlinuz-$KVER" "$WORK/out/vmlinuz"
 cp "$ROOT/boot/initrd.img-$KVER" "$WORK/out/initrd.img"
 
-in_chroot "$ROOT" apt-get clean >>"$LOG" 2>&1 || true
+# No `apt-get clean` here: the archives dir is the shared .deb cache, bind-mounted.
 chroot_umount
 rm -f "$ROOT/usr/sbin/policy-rc.d"
 rm -rf "$ROOT"/tmp/* "$ROOT"/var/tmp/* "$ROOT"/var/log/apt/* "$ROOT"/var/cache/apt/*.bin
