@@ -13,7 +13,9 @@ For every target (server kind + event loop) and every room size N, a fresh serve
 
 CPU time of the server and of the load generator is read from /proc for every phase, so the report shows
 which side was busy. The server runs pinned to one vCPU and the generator on the other (--server-cpu,
---gen-cpu). Writes bench/results/<stamp>.json and .png (and latest.json/latest.png) and prints a table.
+--gen-cpu). Writes bench/results/<stamp>.json and .png and prints a table; "wait%" is the share of the
+fan-out phase the server spent runnable but without a CPU (other load on the machine): high means the
+figures measured the machine, not the server.
 
 Bounded: every wait has a deadline, workers kill themselves after 30 minutes, targets are loopback only.
 """
@@ -559,7 +561,7 @@ def fmt(value: Any, spec: str = "") -> str:
 
 def table(results: list[dict[str, Any]]) -> str:
     head = (f"{'target':<24} {'members':>7} {'joins/s':>8} {'KiB/sock':>8} {'echo p50/p99 ms':>16} "
-            f"{'round med ms':>12} {'deliv p50/p99 ms':>17} {'rounds ok':>9} {'srv/gen cpu ms/rnd':>18}")
+            f"{'round med ms':>12} {'deliv p50/p99 ms':>17} {'rounds ok':>9} {'srv/gen cpu ms/rnd':>18} {'wait%':>6}")
     lines = [head, "-" * len(head)]
     for res in results:
         c, i, e, f = res["connect"], res["idle"], res["echo"], res["fanout"]
@@ -570,7 +572,8 @@ def table(results: list[dict[str, Any]]) -> str:
             f"{fmt(f['round_median_ms'], '.0f'):>12} "
             f"{fmt(f['delivery_p50_ms'], '.0f') + ' / ' + fmt(f['delivery_p99_ms'], '.0f'):>17} "
             f"{str(f['complete_rounds']) + '/' + str(f['rounds']):>9} "
-            f"{fmt(f['server_cpu_ms_per_round'], '.0f') + ' / ' + fmt(f['gen_cpu_ms_per_round'], '.0f'):>18}"
+            f"{fmt(f['server_cpu_ms_per_round'], '.0f') + ' / ' + fmt(f['gen_cpu_ms_per_round'], '.0f'):>18} "
+            f"{fmt(100 * f['cpu']['server_waited_s'] / f['cpu']['wall_s'], '.0f'):>6}"
         )
     rates = [r for r in results if "rate" in r]
     if rates:
@@ -600,7 +603,7 @@ def overhead_ratios(results: list[dict[str, Any]]) -> dict[tuple[str, int], floa
     return out
 
 
-def plot(results: list[dict[str, Any]], path: Path) -> None:
+def plot(results: list[dict[str, Any]], path: Path, subtitle: str = "") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -621,9 +624,12 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     ax.axhline(GOALS["round_median_ms"], color="grey", linewidth=0.8, linestyle="--")
     ax.annotate("target at 10k: 250 ms", (10000, GOALS["round_median_ms"]), textcoords="offset points",
                 xytext=(4, 4), fontsize=8, color="grey")
+    ax.set_yscale("log")
     ax.set_xlabel("members in the room (joined sockets)")
-    ax.set_ylabel("ms from shout to delivery")
-    ax.set_title("Fan-out of one 64-byte shout (bench:*, V2), 2-vCPU VM, loopback")
+    ax.set_ylabel("ms from shout to delivery (log scale)")
+    ax.set_title("Fan-out of one 64-byte shout (bench:*, V2), 2-vCPU VM, loopback", fontsize=10)
+    if subtitle:
+        ax.text(0.01, 0.01, subtitle, transform=ax.transAxes, fontsize=7, color="grey")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -746,7 +752,10 @@ def main(argv: list[str] | None = None) -> int:
     json_path = opts.out / f"{stem}.json"
     png_path = opts.out / f"{stem}.png"
     json_path.write_text(json.dumps(report, indent=1) + "\n")
-    plot(report["results"], png_path)
+    m = report["meta"]
+    plot(report["results"], png_path,
+         f"{m['started']}  git {m['git']}  load {m['load_before'][0]:.1f} -> {m['load_after'][0]:.1f}  "
+         f"client {opts.client}  nice {opts.nice}")
     print()
     print(table(report["results"]))
     print()
