@@ -12,6 +12,7 @@ Durations of every phase are printed and written to tests/artifacts/e2e-timings.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import time
@@ -52,7 +53,10 @@ def make(vm, timings: Timings, phase: str, target: str, *variables: str, check: 
     ]
     print(f"\n=== {phase}: {' '.join(argv)}", flush=True)
     t0 = time.monotonic()
-    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=MAKE_TIMEOUT)
+    # profile_tasks: every task's duration in the phase logs (tests/artifacts/e2e-*.log).
+    env = {**os.environ, "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks"}
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=MAKE_TIMEOUT,
+                          env=env)
     timings[phase] = round(time.monotonic() - t0, 1)
     out = ANSI.sub("", proc.stdout)
     (ARTIFACTS).mkdir(parents=True, exist_ok=True)

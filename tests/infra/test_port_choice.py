@@ -165,6 +165,9 @@ def test_filter_module_exposes_the_filters():
         "tornado_phoenix_ss_ports",
         "tornado_phoenix_published_ports",
         "tornado_phoenix_choose_port",
+        "tornado_phoenix_sections",
+        "tornado_phoenix_image_ids",
+        "tornado_phoenix_running_image",
     }
     choose_filter = filters["tornado_phoenix_choose_port"]
     assert choose_filter([4000], {}, APP, None, None, 4000, 4099, [3001, 8001])["port"] == 4001
@@ -176,3 +179,18 @@ def test_end_to_end_from_raw_command_output():
     assert choose(listening=listening, published=published, sticky=4000)["port"] == 4000
     # The app was stopped and someone else took 4000: move to the next free port.
     assert choose(listening=listening, published={}, sticky=4000)["port"] == 4001
+
+
+def test_survey_sections_and_helpers():
+    survey = ports.parse_sections(
+        "@@ss\nLISTEN 0 5 0.0.0.0:22 0.0.0.0:*\n@@containers\n"
+        + json.dumps([{"Name": "/tornado-phoenix", "Image": "sha256:aaa", "State": {"Running": True}},
+                      {"Name": "/old", "Image": "sha256:bbb", "State": {"Running": False}}])
+        + "\n@@active\nactive\n@@images\ntornado-phoenix:0.1.0-abc1234 sha256:aaa\n"
+        "tornado-phoenix:<none> sha256:ccc\n@@ufw\n"
+    )
+    assert ports.parse_ss_listening(survey["ss"]) == [22]
+    assert survey["active"] == "active" and survey["ufw"] == ""
+    assert ports.running_image(survey["containers"], "tornado-phoenix") == "sha256:aaa"
+    assert ports.running_image(survey["containers"], "old") == ""
+    assert ports.parse_image_ids(survey["images"]) == {"tornado-phoenix:0.1.0-abc1234": "sha256:aaa"}

@@ -86,6 +86,37 @@ def parse_published_ports(text: str) -> dict[str, list[int]]:
     return result
 
 
+def parse_sections(text: str) -> dict[str, str]:
+    """Split the output of the role's one-round-trip host survey (`@@name` header lines) into sections."""
+    sections: dict[str, list[str]] = {}
+    current = None
+    for line in (text or "").splitlines():
+        if line.startswith("@@"):
+            current = line[2:].strip()
+            sections[current] = []
+        elif current is not None:
+            sections[current].append(line)
+    return {name: "\n".join(lines) for name, lines in sections.items()}
+
+
+def parse_image_ids(text: str) -> dict[str, str]:
+    """`repo:tag image-id` lines (docker image ls --no-trunc --format) to {repo:tag: id}, without <none> tags."""
+    result: dict[str, str] = {}
+    for line in (text or "").splitlines():
+        fields = line.split()
+        if len(fields) == 2 and not fields[0].endswith(":<none>"):
+            result[fields[0]] = fields[1]
+    return result
+
+
+def running_image(containers_json: str, container: str) -> str:
+    """Image ID of the named container if it is running, else ''."""
+    for item in json.loads(containers_json or "[]"):
+        if str(item.get("Name", "")).lstrip("/") == container and (item.get("State") or {}).get("Running"):
+            return str(item.get("Image") or "")
+    return ""
+
+
 def _as_port(value: object) -> int | None:
     """0, '', None and 'auto' mean "not set"; anything else must be a valid TCP port."""
     if value is None or value == "" or str(value).strip().lower() == "auto":
@@ -177,4 +208,7 @@ class FilterModule:
             "tornado_phoenix_ss_ports": parse_ss_listening,
             "tornado_phoenix_published_ports": parse_published_ports,
             "tornado_phoenix_choose_port": _choose_port_filter,
+            "tornado_phoenix_sections": parse_sections,
+            "tornado_phoenix_image_ids": parse_image_ids,
+            "tornado_phoenix_running_image": running_image,
         }
