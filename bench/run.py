@@ -458,6 +458,7 @@ async def run_size(target: Target, n: int, opts: argparse.Namespace, logdir: Pat
         }
 
         # 3. echo round trip under N idle members
+        prof.start("echo")
         cpu.start()
         workers[0].send(cmd="echo", n=opts.echo, warmup=opts.echo_warmup, timeoutMs=60000)
         echo = await workers[0].wait("echo", timeout=90)
@@ -467,6 +468,7 @@ async def run_size(target: Target, n: int, opts: argparse.Namespace, logdir: Pat
             "p50_ms": ms(pct(rtts, 50)), "p99_ms": ms(pct(rtts, 99)), "max_ms": ms(max(rtts) if rtts else None),
             "cpu": cpu.stop(),
         }
+        prof.stop()
 
         # 4. fan-out rounds
         rounds = []
@@ -689,7 +691,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--server-cpu", type=int, default=0, help="vCPU for the server (-1: no pinning)")
     p.add_argument("--gen-cpu", type=int, default=1, help="vCPU for the generators (-1: no pinning)")
     p.add_argument("--log-level", default="warning", help="TP_LOG_LEVEL of the server under test")
-    p.add_argument("--profile", default="", help="phases to profile with py-spy: connect,fanout,rate")
+    p.add_argument("--profile", default="", help="phases to profile with py-spy: connect,echo,fanout,rate")
     p.add_argument("--nice", type=int, default=0, help="niceness of server and generators (root: <0 favours them)")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--name", default="", help="result file stem (default: a timestamp)")

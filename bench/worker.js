@@ -272,19 +272,21 @@ async function connect(cmd) {
 }
 
 let heartbeatTimer;
+const HEARTBEAT_TICK_MS = 50;
 function startHeartbeats() {
-  // phoenix.js sends a heartbeat every 30 s per socket; one sweeping timer sends to 1/30 of them each second.
+  // phoenix.js sends a heartbeat every 30 s per socket, each on its own timer, so they arrive spread out.
+  // One sweeping timer does the same: every 50 ms it sends to the next 1/600 of the members.
   if (heartbeatTimer !== undefined) return;
-  const slices = Math.max(1, Math.round(HEARTBEAT_MS / 1000));
+  const slices = Math.max(1, Math.round(HEARTBEAT_MS / HEARTBEAT_TICK_MS));
   let slice = 0;
   heartbeatTimer = setInterval(() => {
     for (let i = slice; i < members.length; i += slices) {
       const conn = members[i].conn;
       if (conn.isOpen()) conn.send(HEARTBEAT);
     }
-    for (const conn of echoSockets) if (slice === 0 && conn.isOpen()) conn.send(HEARTBEAT);
+    if (slice === 0) for (const conn of echoSockets) if (conn.isOpen()) conn.send(HEARTBEAT);
     slice = (slice + 1) % slices;
-  }, 1000);
+  }, HEARTBEAT_TICK_MS);
 }
 
 function sender() {
