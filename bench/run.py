@@ -389,7 +389,17 @@ def summarise_profile(collapsed: str, top: int = 30) -> str:
         self_count[frames[-1]] = self_count.get(frames[-1], 0) + count
         for frame in set(frames):
             incl_count[frame] = incl_count.get(frame, 0) + count
-    out = [f"py-spy samples (non-idle, 250 Hz): {total}", "", f"top {top} by self time:"]
+    line_count: dict[str, int] = {}
+    for line in collapsed.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if stack and count_text.isdigit():
+            leaf = stack.split(";")[-1]
+            line_count[leaf] = line_count.get(leaf, 0) + int(count_text)
+    out = [f"py-spy samples (non-idle, 250 Hz): {total}", "", "top 10 source lines by self time (a C call such as"
+           " socket.send is charged to the line that calls it):"]
+    for leaf, count in sorted(line_count.items(), key=lambda kv: -kv[1])[:10]:
+        out.append(f"  {100 * count / max(1, total):5.1f}%  {leaf}")
+    out += ["", f"top {top} by self time:"]
     for frame, count in sorted(self_count.items(), key=lambda kv: -kv[1])[:top]:
         out.append(f"  {100 * count / max(1, total):5.1f}%  {frame}")
     out += ["", f"top {top} by inclusive time:"]
@@ -662,6 +672,7 @@ def meta(opts: argparse.Namespace) -> dict[str, Any]:
         "python": platform.python_version(), "tornado": tornado.version, "node": version(["node", "--version"]),
         "nofile": resource.getrlimit(resource.RLIMIT_NOFILE),
         "load_before": loadavg(), "options": {k: v for k, v in vars(opts).items() if k != "out"},
+        "env": {k: v for k, v in os.environ.items() if k.startswith(("BENCH_", "TP_"))},
     }
 
 
