@@ -7,7 +7,6 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
-
 from tornado_phoenix.cli import build_parser
 from tornado_phoenix.config import OPTIONS, Settings, SettingsError
 
