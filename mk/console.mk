@@ -1,5 +1,5 @@
 # Client-testing toolkit (issue 4): the live probe and the browser console's bundled phoenix.js.
-# `make probe HOST=203.0.113.7 PORT=4000` checks a running server end to end (docs/faults-probe-console.md).
+# `make probe HOST=203.0.113.7 PORT=4000` checks a running server end to end (README: Testing your client's failure paths).
 
 PROBE_HOST = $(or $(HOST),127.0.0.1)
 PROBE_URL ?= ws://$(PROBE_HOST):$(PORT)/socket

@@ -1,4 +1,4 @@
-"""`fault:*` on the real server over a raw WebSocket: the exact frames each fault produces (docs/faults-probe-console.md),
+"""`fault:*` on the real server over a raw WebSocket: the exact frames each fault produces (README: Testing your client's failure paths),
 parameter validation, and the browser console's static files being served."""
 
 from __future__ import annotations
