@@ -41,7 +41,7 @@ test: system-deps install ## run every test (unit, integration, official clients
 	$(BIN)/pytest $(PYTEST_ARGS) tests
 	@echo "result: all tests passed"
 
-test-fast: install ## every test except the end-to-end VM deploy (a minute or two)
+test-fast: install ## every test except the end-to-end VM deploy and the sandbox smoke test (about 4 minutes)
 	$(BIN)/pytest -m "not e2e" $(PYTEST_ARGS) tests
 	@echo "result: fast tests passed"
 

@@ -13,7 +13,7 @@ bench/node_modules/.installed: bench/package.json bench/package-lock.json
 bench-install: $(VENV)/.installed bench/node_modules/.installed ## install what make bench needs (venv, bench/node_modules)
 	@echo "result: bench dependencies installed"
 
-bench: bench-install ## full benchmark, 1k/5k/10k/19k members, ours vs bare relay, asyncio and uvloop (~25 min); JSON+PNG in bench/results/
+bench: bench-install ## full benchmark, 1k/5k/10k/19k members, ours vs bare relay, asyncio and uvloop (~12 min); JSON+PNG in bench/results/
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 bench-smoke: bench-install ## tiny benchmark run (50/200 members, ~30 s) that proves the harness works
