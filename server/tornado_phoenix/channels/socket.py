@@ -210,20 +210,21 @@ class PhoenixSocket:
         if not channel.alive:
             return
         channel.alive = False
-        if self.channels.get(channel.topic) is channel:
-            del self.channels[channel.topic]
-            self.endpoint.channel_left()
-            self.endpoint.pubsub.unsubscribe(channel.topic, self)
+        self._unregister(channel)
         self.endpoint.presence.untrack(channel)
         log.warning("conn=%s phx_error topic=%s join_ref=%s reason=%s", self.id, channel.topic, channel.join_ref, why)
         self.send(Push(channel.join_ref, channel.join_ref, channel.topic, PHX_ERROR, {}))
 
-    def _remove(self, channel: Channel, reason: str) -> None:
-        """Take a channel out of the table and let it clean up; sends nothing itself."""
+    def _unregister(self, channel: Channel) -> None:
+        """Drop the channel from the join table and its topic's subscribers, if it is still the current one."""
         if self.channels.get(channel.topic) is channel:
             del self.channels[channel.topic]
             self.endpoint.channel_left()
             self.endpoint.pubsub.unsubscribe(channel.topic, self)
+
+    def _remove(self, channel: Channel, reason: str) -> None:
+        """Take a channel out of the table and let it clean up; sends nothing itself."""
+        self._unregister(channel)
         if not channel.alive:
             return
         try:
