@@ -31,6 +31,7 @@ PACKAGES=(
   curl
   ca-certificates
   xz-utils
+  redis-server         # tests start their own on free loopback ports (issue 11: pub/sub across nodes)
   chromium             # browser tests
   chromium-driver
 )

@@ -52,6 +52,12 @@ def make_app(
     presence: Presence | None = None,
     connect: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
 ) -> tuple[tornado.web.Application, Endpoint]:
+    if pubsub is None and settings.pubsub != "local":
+        from .presence.cluster import ClusterPresence
+        from .pubsub.redis import RedisPubSub
+
+        pubsub = RedisPubSub(settings.pubsub)
+        presence = presence or ClusterPresence(pubsub, down_after=settings.presence_down_after)
     pubsub = pubsub or LocalPubSub()
     endpoint = Endpoint(
         settings,

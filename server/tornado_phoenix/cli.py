@@ -26,6 +26,9 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
             metavar="on|off" if option.kind is bool else None,
             help=f"{option.help} [env {option.env}, default {option.default!r}]",
         )
+    # Internal: set by the --workers supervisor on the processes it starts (workers.py).
+    serve.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
+    serve.add_argument("--worker-stats-dir", default=None, help=argparse.SUPPRESS)
 
 
 def _probe_parser(sub: argparse._SubParsersAction) -> None:
@@ -50,9 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(level: str, worker: int | None = None) -> None:
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    tag = "" if worker is None else f"[w{worker}]"
+    handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s %(name)s{tag} %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -61,6 +65,7 @@ def configure_logging(level: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         overrides = {option.name: getattr(args, option.name) for option in OPTIONS}
@@ -69,9 +74,13 @@ def main(argv: list[str] | None = None) -> int:
         except SettingsError as exc:
             print(f"tornado-phoenix: bad setting: {exc}", file=sys.stderr)
             return 2
-        configure_logging(settings.log_level)
+        configure_logging(settings.log_level, args.worker_index)
+        if args.worker_index is None and settings.worker_count() > 1:
+            from .workers import supervise
+
+            return supervise(settings, argv)
         gcpolicy.install()  # full GC passes over many idle sockets cost a third of the CPU of a join ramp
-        return asyncio.run(serve(settings))
+        return asyncio.run(serve(settings, args.worker_index, args.worker_stats_dir))
     if args.command == "probe":
         from .probe import main as probe_main
 
@@ -79,12 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-async def serve(settings: Settings) -> int:
+async def serve(settings: Settings, worker_index: int | None = None, stats_dir: str | None = None) -> int:
     from .server import Server
 
     server = Server(settings)
     try:
-        server.start()
+        server.start(reuse_port=worker_index is not None)
     except OSError as exc:
         log.error("cannot listen on %s:%s: %s (is another process using the port? set TP_PORT/--port)",
                   settings.host, settings.port, exc.strerror or exc)
@@ -93,6 +102,13 @@ async def serve(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if worker_index is not None and stats_dir:
+        from .workers import WorkerBoard
+
+        server.endpoint.workers = WorkerBoard(stats_dir, worker_index, server.endpoint)
+        server.endpoint.workers.start()
     await stop.wait()
+    if server.endpoint.workers is not None:
+        server.endpoint.workers.stop()
     await server.shutdown()
     return 0

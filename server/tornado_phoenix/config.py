@@ -40,6 +40,11 @@ OPTIONS: tuple[Option, ...] = (
            "comma-separated allowed Origin hosts (empty: allow all, like check_origin: false)"),
     Option("shutdown_timeout", "TP_SHUTDOWN_TIMEOUT", 4.0, float, "seconds to close sockets on SIGTERM"),
     Option("faults", "TP_FAULTS", True, bool, "route the fault:* channel (on/off)"),
+    Option("pubsub", "TP_PUBSUB", "local", str,
+           "local (one process) or redis://[:password@]host:port/db to share broadcasts and presence"),
+    Option("presence_down_after", "TP_PRESENCE_DOWN_AFTER", 30.0, float,
+           "seconds of silence after which another node's presences leave"),
+    Option("workers", "TP_WORKERS", 1, int, "processes serving the port (0: one per core; >1 needs TP_PUBSUB=redis)"),
 )
 
 
@@ -56,6 +61,9 @@ class Settings:
     check_origin: str = ""
     shutdown_timeout: float = 4.0
     faults: bool = True
+    pubsub: str = "local"
+    presence_down_after: float = 30.0
+    workers: int = 1
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -65,8 +73,23 @@ class Settings:
         for name in ("idle_timeout", "max_frame_size", "max_channels", "max_pending_bytes"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"TP_{name.upper()}/--{name.replace('_', '-')}: must be greater than 0")
+        if self.pubsub != "local" and not self.pubsub.startswith(("redis://", "rediss://")):
+            raise SettingsError(f"TP_PUBSUB/--pubsub={self.pubsub!r}: use local or redis://[:password@]host:port/db")
+        if self.presence_down_after <= 0:
+            raise SettingsError("TP_PRESENCE_DOWN_AFTER/--presence-down-after: must be greater than 0")
+        if self.workers < 0:
+            raise SettingsError(f"TP_WORKERS/--workers={self.workers}: must be 0 (one per core) or more")
+        if self.worker_count() > 1 and self.pubsub == "local":
+            raise SettingsError(
+                f"TP_WORKERS/--workers={self.workers} runs {self.worker_count()} processes, which need shared "
+                "pub/sub: set TP_PUBSUB/--pubsub=redis://host:port/0 (TP_PUBSUB=local serves one process)")
+        if self.worker_count() > 1 and self.port == 0:
+            raise SettingsError("TP_PORT/--port=0 with several workers: give a fixed port they can share")
         if not self.socket_path.startswith("/") or self.socket_path.endswith("/"):
             raise SettingsError(f"TP_SOCKET_PATH={self.socket_path!r}: must start with '/' and not end with '/'")
+
+    def worker_count(self) -> int:
+        return self.workers if self.workers > 0 else (os.cpu_count() or 1)
 
     @property
     def allowed_origins(self) -> frozenset[str]:

@@ -44,6 +44,7 @@ class Endpoint:
         self.started = time.monotonic()
         self.connections: set[PhoenixWebSocketHandler] = set()
         self.channels = 0
+        self.workers: Any = None  # workers.WorkerBoard in a --workers process
 
     def channel_joined(self) -> None:
         self.channels += 1

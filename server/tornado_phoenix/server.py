@@ -23,10 +23,14 @@ class Server:
         self.app, self.endpoint = make_app(settings)
         self.http: tornado.httpserver.HTTPServer | None = None
 
-    def start(self) -> None:
+    def start(self, *, reuse_port: bool = False) -> None:
+        """`reuse_port`: a --workers process; its siblings listen on the same port (workers.py)."""
         self.http = tornado.httpserver.HTTPServer(self.app, xheaders=False)
         # Bandit's listen backlog; Tornado's default of 128 drops SYNs in a reconnect storm.
-        self.http.listen(self.settings.port, self.settings.host, backlog=1024)
+        self.http.listen(self.settings.port, self.settings.host, backlog=1024, reuse_port=reuse_port)
+        for part in (self.endpoint.pubsub, self.endpoint.presence):  # Redis backends run tasks
+            if hasattr(part, "start"):
+                part.start()
         log.info(
             "tornado-phoenix %s listening on http://%s:%s (WebSocket at ws://%s:%s%s/websocket) channels=%s",
             __version__, self.settings.host, self.settings.port, self.settings.host, self.settings.port,
@@ -46,6 +50,10 @@ class Server:
             await asyncio.sleep(0.05)
         for handler in list(self.endpoint.connections):
             handler.on_connection_close()  # clients that never answered the close: drop them
+        if hasattr(self.endpoint.presence, "stop"):
+            await self.endpoint.presence.stop()  # other nodes: our members leave now, not after down_after
+        if hasattr(self.endpoint.pubsub, "aclose"):
+            await self.endpoint.pubsub.aclose()
         if self.http is not None:
             await self.http.close_all_connections()
         log.info("stopped")

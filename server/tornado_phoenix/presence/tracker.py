@@ -41,5 +41,8 @@ class PresenceTracker:
             state.setdefault(key, {"metas": []})["metas"].append(meta)
         return state
 
+    def topics(self) -> list[str]:
+        return list(self._topics)
+
     def count(self, topic: str) -> int:
         return len(self._topics.get(topic, ()))

@@ -7,6 +7,7 @@ import tornado.web
 
 from .. import __version__
 from ..endpoint import Endpoint
+from ..workers import pubsub_health
 
 __all__ = ["HealthHandler", "NotFoundHandler"]
 
@@ -18,13 +19,23 @@ class HealthHandler(tornado.web.RequestHandler):
     def get(self) -> None:
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
+        endpoint = self.endpoint
+        pubsub = pubsub_health(endpoint)
         body = {
-            "status": "ok",
+            "status": "ok" if pubsub["connected"] else "degraded",
             "version": __version__,
-            "uptime_s": round(self.endpoint.uptime(), 3),
-            "connections": len(self.endpoint.connections),
-            "channels": self.endpoint.channels,
+            "uptime_s": round(endpoint.uptime(), 3),
+            "connections": len(endpoint.connections),
+            "channels": endpoint.channels,
+            "pubsub": pubsub,
         }
+        if endpoint.workers is not None:  # --workers: the sum over the live workers, and each one's state
+            workers = endpoint.workers.all()
+            body["connections"] = sum(worker["connections"] for worker in workers)
+            body["channels"] = sum(worker["channels"] for worker in workers)
+            body["workers"] = workers
+            if not all(worker["pubsub"]["connected"] for worker in workers):
+                body["status"] = "degraded"
         self.finish(orjson.dumps(body))
 
 
