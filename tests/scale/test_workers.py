@@ -1,0 +1,100 @@
+"""`--workers N` (issue 11 §2): N processes on one port (SO_REUSEPORT) over a real redis-server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+from tests.support.live_server import REPO, LiveServer
+
+from .conftest import Member, wait_for
+
+
+def test_workers_with_local_pubsub_stop_at_start_naming_tp_pubsub():
+    proc = subprocess.run(
+        [sys.executable, "-m", "tornado_phoenix", "serve", "--workers", "3", "--port", "4999"],
+        cwd=REPO, capture_output=True, text=True, timeout=30,
+        env={**os.environ, "TP_PUBSUB": "local"},
+    )
+    assert proc.returncode == 2
+    assert "TP_PUBSUB" in proc.stderr and "--workers=3" in proc.stderr
+
+
+def test_three_workers_share_one_port_and_survive_a_dead_worker(redis):
+    server = LiveServer(env={"TP_PUBSUB": redis.url, "TP_PRESENCE_DOWN_AFTER": "2"}, args=["--workers", "3"])
+    server.start()
+    try:
+        def ready():
+            health = server.health()
+            workers = health.get("workers", [])
+            return len(workers) == 3 and all(w["pubsub"]["connected"] for w in workers) and health
+
+        health = wait_for(ready, "three workers connected to Redis in /health", timeout=20)
+        assert health["status"] == "ok"
+        pids = {worker["pid"] for worker in health["workers"]}
+        assert len(pids) == 3 and server.proc.pid not in pids
+
+        members = [Member(server.port, "test:w", f"user{i}") for i in range(24)]
+        wait_for(lambda: server.health()["connections"] == 24, "/health to sum 24 connections over the workers")
+        per_worker = {w["index"]: w["connections"] for w in server.health()["workers"]}
+        assert sum(per_worker.values()) == 24
+        assert sum(1 for count in per_worker.values() if count) >= 2, per_worker  # spread by SO_REUSEPORT
+        # presence converges across the workers: everyone sees all 24
+        everyone = [f"user{i}" for i in range(24)]
+        for member in members:
+            member.wait_keys(everyone, timeout=15)
+        # a broadcast from one worker reaches the members on the others
+        members[0].shout({"hello": "all"})
+        for member in members:
+            assert member.next_event("shout")[4] == {"hello": "all"}
+
+        # kill -9 the worker holding the most members: it is restarted, the others keep their sockets
+        victim = max(server.health()["workers"], key=lambda w: w["connections"])
+        os.kill(victim["pid"], signal.SIGKILL)
+        survivors_count = 24 - victim["connections"]
+
+        def restarted():
+            workers = server.health()["workers"]
+            return len(workers) == 3 and victim["pid"] not in {w["pid"] for w in workers}
+
+        wait_for(restarted, "the killed worker to be restarted", timeout=20)
+        wait_for(lambda: server.health()["connections"] == survivors_count, "the survivors' connections")
+        alive = [member for member in members if not gone(member)]
+        assert len(alive) == survivors_count
+        # the dead worker's members leave on every other worker (TP_PRESENCE_DOWN_AFTER=2)
+        still = sorted(f"user{members.index(member)}" for member in alive)
+        for member in alive:
+            member.wait_keys(still, timeout=15)
+        alive[0].shout({"after": "restart"})
+        for member in alive:
+            assert member.next_event("shout")[4] == {"after": "restart"}
+        assert "exited with status -9; restarting it" in server.output()
+
+        # SIGTERM to the supervisor reaches every worker: every remaining socket gets 1001, exit 0
+        assert server.stop(signal.SIGTERM, timeout=30) == 0
+        codes = []
+        for member in alive:
+            try:
+                while True:
+                    frame = member.ws.recv(10)
+                    if frame.kind in ("close", "eof"):
+                        codes.append(frame.code)
+                        break
+            except (TimeoutError, OSError):
+                codes.append("timeout")
+        assert codes.count(1001) == survivors_count, codes
+    finally:
+        server.stop()
+
+
+def gone(member: Member) -> bool:
+    """True when the member's connection died (its worker was killed); frames read meanwhile are kept."""
+    try:
+        while True:
+            member.recv(0.5)
+    except TimeoutError:
+        return False
+    except (AssertionError, OSError):  # EOF, a close frame or a reset
+        return True
