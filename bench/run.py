@@ -64,6 +64,7 @@ class Target:
     name: str
     kind: str  # "phx" | "raw"
     loop: str  # "asyncio" | "uvloop"
+    workers: int = 0  # >0: TP_PUBSUB on a redis-server the bench starts, with --workers N (issue 11)
 
 
 TARGETS = {
@@ -71,6 +72,11 @@ TARGETS = {
     "phx-uvloop": Target("tornado-phoenix+uvloop", "phx", "uvloop"),
     "relay": Target("bare-relay", "raw", "asyncio"),
     "relay-uvloop": Target("bare-relay+uvloop", "raw", "uvloop"),
+    # Scale-out (issue 11): what Redis costs (1 worker on Redis vs `phx`) and what a second core buys (2 workers,
+    # unpinned: they share both vCPUs with the generator and redis-server). CPU and RSS sum the supervisor, the
+    # workers and redis-server.
+    "redis-1": Target("tornado-phoenix redis x1", "phx", "asyncio", workers=1),
+    "redis-2": Target("tornado-phoenix redis x2", "phx", "asyncio", workers=2),
 }
 
 
@@ -96,7 +102,9 @@ def ms(us: float | None) -> float | None:
     return None if us is None else round(us / 1000, 3)
 
 
-def rss_kib(pid: int) -> int:
+def rss_kib(pid: int | list[int]) -> int:
+    if isinstance(pid, list):
+        return sum(rss_kib(one) for one in pid)
     with open(f"/proc/{pid}/status") as fh:
         for line in fh:
             if line.startswith("VmRSS:"):
@@ -104,8 +112,10 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int | list[int]) -> float:
     """utime + stime of a whole process (all threads), in seconds; 0 once it is gone."""
+    if isinstance(pid, list):
+        return sum(cpu_seconds(one) for one in pid)
     try:
         with open(f"/proc/{pid}/stat") as fh:
             fields = fh.read().rsplit(")", 1)[1].split()
@@ -114,8 +124,10 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
 
 
-def run_delay_seconds(pid: int) -> float:
+def run_delay_seconds(pid: int | list[int]) -> float:
     """Time the process's threads spent runnable but waiting for a CPU (schedstat), in seconds."""
+    if isinstance(pid, list):
+        return sum(run_delay_seconds(one) for one in pid)
     total = 0
     try:
         for task in os.listdir(f"/proc/{pid}/task"):
@@ -246,6 +258,7 @@ class ServerProc:
         self.opts = opts
         self.log_path = logdir / f"{target.kind}-{target.loop}-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.redis: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -265,25 +278,47 @@ class ServerProc:
             cmd = [PYTHON, str(BENCH / "relay.py"), "--port", str(self.port), "--loop", self.target.loop]
         env = {**os.environ, "TP_LOG_LEVEL": self.opts.log_level}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "server"), env.get("PYTHONPATH")]))
+        cpu = self.opts.server_cpu
+        if self.target.workers:
+            redis_port = free_port()
+            self.redis = subprocess.Popen(
+                ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+                 "no", "--loglevel", "warning"], stdout=subprocess.DEVNULL, preexec_fn=pinned(None))
+            cmd += ["--pubsub", f"redis://127.0.0.1:{redis_port}/0", "--workers", str(self.target.workers)]
+            if self.target.workers > 1:
+                cpu = None  # the point is a second core
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                                         preexec_fn=pinned(self.opts.server_cpu))
+                                         preexec_fn=pinned(cpu))
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}; see {self.log_path}")
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=2) as resp:
-                    resp.read()
-                return
+                    health = json.loads(resp.read())
+                want = self.target.workers if self.target.workers > 1 else 0
+                if health.get("status", "ok") == "ok" and len(health.get("workers", [])) >= want:
+                    return
             except OSError:
-                time.sleep(0.05)
+                pass
+            time.sleep(0.05)
         raise RuntimeError(f"server did not answer /health in 20 s; see {self.log_path}")
 
     @property
     def pid(self) -> int:
         assert self.proc is not None
         return self.proc.pid
+
+    def pids(self) -> list[int]:
+        """The server's process, its workers (with --workers) and redis-server: what CPU and RSS sum over."""
+        pids = [self.pid]
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{self.pid}/task/{self.pid}/children") as fh:
+                pids += [int(pid) for pid in fh.read().split()]
+        if self.redis is not None:
+            pids.append(self.redis.pid)
+        return pids
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -297,6 +332,9 @@ class ServerProc:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(5)
+        if self.redis is not None:
+            self.redis.kill()
+            self.redis.wait(5)
 
 
 # ---- one target at one size --------------------------------------------------------------------------------
@@ -316,21 +354,21 @@ class Cpu:
 
     def start(self) -> None:
         self.t0 = time.monotonic()
-        self.s0 = cpu_seconds(self.server.pid)
+        self.s0 = cpu_seconds(self.server.pids())
         self.g0 = sum(w.cpu() for w in self.workers)
-        self.sw0 = run_delay_seconds(self.server.pid)
+        self.sw0 = run_delay_seconds(self.server.pids())
         self.gw0 = sum(run_delay_seconds(w.proc.pid) for w in self.workers)
 
     def stop(self) -> dict[str, float]:
         wall = time.monotonic() - self.t0
-        server = cpu_seconds(self.server.pid) - self.s0
+        server = cpu_seconds(self.server.pids()) - self.s0
         gen = sum(w.cpu() for w in self.workers) - self.g0
         # "waited": runnable but no CPU free (other processes on the machine, or the generator and the
         # server sharing one); a phase where this is large measured the machine, not the server.
         return {"wall_s": round(wall, 3), "server_cpu_s": round(server, 3), "gen_cpu_s": round(gen, 3),
                 "server_busy": round(server / wall, 3) if wall else None,
                 "gen_busy": round(gen / wall, 3) if wall else None,
-                "server_waited_s": round(run_delay_seconds(self.server.pid) - self.sw0, 3),
+                "server_waited_s": round(run_delay_seconds(self.server.pids()) - self.sw0, 3),
                 "gen_waited_s": round(sum(run_delay_seconds(w.proc.pid) for w in self.workers) - self.gw0, 3)}
 
 
@@ -427,7 +465,7 @@ async def run_size(target: Target, n: int, opts: argparse.Namespace, logdir: Pat
                       "heartbeatMs": 30000}
             workers.append(await Worker.start(i, config, opts.gen_cpu))
         await asyncio.sleep(0.5)
-        rss0 = rss_kib(server.pid)
+        rss0 = rss_kib(server.pids())
         slab0 = meminfo_kib("Slab")
         cpu = Cpu(server, workers)
         prof = Profile(server, n, opts.profile, opts.out)
@@ -459,7 +497,7 @@ async def run_size(target: Target, n: int, opts: argparse.Namespace, logdir: Pat
         # 2. idle: memory per joined socket, and what heartbeats cost
         cpu.start()
         await asyncio.sleep(opts.settle)
-        rss1 = rss_kib(server.pid)
+        rss1 = rss_kib(server.pids())
         result["idle"] = {
             "rss_before_kib": rss0, "rss_after_kib": rss1,
             "rss_per_socket_kib": round((rss1 - rss0) / ok, 2) if ok else None,

@@ -18,3 +18,12 @@ bench: bench-install ## full benchmark, 1k/5k/10k/19k members, ours vs bare rela
 
 bench-smoke: bench-install ## tiny benchmark run (50/200 members, ~30 s) that proves the harness works
 	$(PY) bench/run.py --smoke --targets phx,relay --out bench/results/smoke.tmp --name smoke $(BENCH_ARGS)
+
+.PHONY: bench-scale bench-cross-node
+
+bench-scale: bench-install ## issue 11: fan-out at 10k, 1 process local vs 1 and 2 workers on Redis (+ cross-node latency)
+	$(PY) bench/run.py --sizes 10000 --targets phx,redis-1,redis-2 --rate-sizes '' $(BENCH_ARGS)
+	$(PY) bench/cross_node.py
+
+bench-cross-node: $(VENV)/.installed ## issue 11: cross-node delivery latency p50/p99 of a small broadcast over Redis
+	$(PY) bench/cross_node.py
