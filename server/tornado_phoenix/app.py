@@ -56,7 +56,7 @@ def make_app(
         from .presence.cluster import ClusterPresence
         from .pubsub.redis import RedisPubSub
 
-        pubsub = RedisPubSub(settings.pubsub)
+        pubsub = RedisPubSub(settings.pubsub, canary_timeout=max(3.0, min(15.0, settings.presence_down_after / 2)))
         presence = presence or ClusterPresence(pubsub, down_after=settings.presence_down_after)
     pubsub = pubsub or LocalPubSub()
     endpoint = Endpoint(

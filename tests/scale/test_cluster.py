@@ -163,3 +163,26 @@ def test_redis_unreachable_at_start():
 def test_down_after_setting_reaches_health(make_node):
     node = make_node(env={"TP_PRESENCE_DOWN_AFTER": DOWN_AFTER})
     assert node.health()["pubsub"]["backend"] == "redis"
+
+
+def test_silent_redis_is_detected_by_the_canary_and_recovered(redis, make_node):
+    """CLIENT PAUSE: Redis keeps the TCP connections open but answers nothing (like a half-open connection
+    or a hung failover). The node notices that not even its own pings come back, reports degraded, and
+    reconnects once Redis answers again."""
+    import socket as socketlib
+
+    one, two = make_node(), make_node()
+    alice = Member(one.port, "test:p", "alice")
+    bob = Member(two.port, "test:p", "bob")
+    alice.wait_keys(["alice", "bob"])
+    with socketlib.create_connection(("127.0.0.1", redis.port), timeout=5) as sock:
+        sock.sendall(b"CLIENT PAUSE 9000 ALL\r\n")
+        assert sock.recv(16).startswith(b"+OK")
+    wait_for(lambda: not connected(one), "node 1 to notice the silent Redis", timeout=15)
+    assert one.health()["status"] == "degraded"
+    wait_for(lambda: any("not even our own pings" in line for line in one.log_lines()), "the canary's log line")
+    wait_for(lambda: connected(one) and connected(two), "both nodes to reconnect after the pause", timeout=30)
+    bob.shout({"after": "pause"})
+    assert alice.next_event("shout", timeout=15)[4] == {"after": "pause"}
+    alice.close()
+    bob.close()

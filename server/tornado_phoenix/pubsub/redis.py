@@ -90,8 +90,14 @@ class RedisPubSub:
 
     backend = "redis"
 
-    def __init__(self, url: str, *, namespace: str = "default", node_id: str | None = None) -> None:
+    def __init__(self, url: str, *, namespace: str = "default", node_id: str | None = None,
+                 canary_timeout: float = 15.0) -> None:
         self.url = url
+        # A connection that looks fine but delivers nothing (half-open TCP, a paused or failed-over Redis):
+        # we publish a tiny `ping` envelope every canary_timeout/4 s and reconnect when not even our own
+        # envelopes came back for canary_timeout s (Centrifuge's probe publish).
+        self.canary_timeout = canary_timeout
+        self._last_heard = time.monotonic()
         self.node_id = node_id or new_node_id()
         self.channel = f"tp:{namespace}"
         self.local = LocalPubSub()
@@ -224,10 +230,19 @@ class RedisPubSub:
                 delay = _BACKOFF_FIRST
                 for callback in self._on_connect:
                     callback()
+                self._last_heard = last_ping = time.monotonic()
                 while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
                     if message is not None and message.get("type") == "message":
+                        self._last_heard = time.monotonic()
                         self._dispatch(message["data"])
+                    now = time.monotonic()
+                    if now - last_ping >= self.canary_timeout / 4:
+                        last_ping = now
+                        self.send("ping", {})
+                    if now - self._last_heard > self.canary_timeout:
+                        raise ConnectionError(f"nothing received, not even our own pings, for "
+                                              f"{self.canary_timeout:.0f} s")
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
@@ -257,6 +272,8 @@ class RedisPubSub:
         self.received += 1
         kind = envelope["k"]
         try:
+            if kind == "ping":
+                return
             if kind == "b":
                 self.local.broadcast(envelope["t"], envelope["e"], envelope["p"])
                 return
