@@ -107,7 +107,8 @@ def test_health(shared_server):
         join(ws, "echo:health")
         health = shared_server.health()
         assert health["status"] == "ok" and health["connections"] >= 1 and health["channels"] >= 1
-        assert set(health) == {"status", "version", "uptime_s", "connections", "channels"}
+        assert set(health) == {"status", "version", "uptime_s", "connections", "channels", "pubsub"}
+        assert health["pubsub"] == {"backend": "local", "connected": True}
 
 
 # ---- heartbeat and liveness (10-16) ----------------------------------------------------------------------

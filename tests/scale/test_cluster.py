@@ -186,3 +186,20 @@ def test_silent_redis_is_detected_by_the_canary_and_recovered(redis, make_node):
     assert alice.next_event("shout", timeout=15)[4] == {"after": "pause"}
     alice.close()
     bob.close()
+
+
+def test_password_in_url_is_used_and_never_shown():
+    with RedisServer(password="s3cret-pw") as redis:
+        good = LiveServer(env={"TP_PUBSUB": redis.url}).start()
+        bad = LiveServer(env={"TP_PUBSUB": redis.url.replace("s3cret-pw", "wrong-pw")}).start()
+        try:
+            wait_for(lambda: connected(good), "the node with the right password to connect")
+            health = good.health()
+            assert health["pubsub"]["url"] == f"redis://:***@127.0.0.1:{redis.port}/0"
+            wait_for(lambda: any("cannot reach" in line for line in bad.log_lines()), "the auth failure log line")
+            assert bad.health()["status"] == "degraded"
+            for node in (good, bad):
+                assert "s3cret-pw" not in node.output() and "wrong-pw" not in node.output()
+        finally:
+            good.stop()
+            bad.stop()
