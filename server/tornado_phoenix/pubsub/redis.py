@@ -302,6 +302,8 @@ class RedisPubSub:
                 except asyncio.CancelledError:
                     raise
                 except (RedisError, OSError) as exc:
+                    # No retry: a pipeline that broke halfway may have been published, and a retry could deliver
+                    # twice. (redis-py's pool already replaces a connection that died while idle, at checkout.)
                     self.lost += len(batch)
                     log.debug("pubsub: publish of %d envelope(s) failed: %s", len(batch), _describe(exc))
 
