@@ -46,6 +46,9 @@ def test_broadcast_and_presence_across_nodes(make_node):
     bob.close()
     alice.wait_keys(["alice"])
     alice.close()
+    # each node counts the other as a live peer (it hears its pings)
+    for node in (one, two):
+        wait_for(lambda node=node: node.health()["pubsub"]["peers"] == 1, "one live peer in /health")
 
 
 def test_raw_shout_frame_is_identical_on_both_nodes(make_node):

@@ -98,6 +98,7 @@ class RedisPubSub:
         # envelopes came back for canary_timeout s (Centrifuge's probe publish).
         self.canary_timeout = canary_timeout
         self._last_heard = time.monotonic()
+        self._peers_seen: dict[str, float] = {}  # other node id -> when we last heard from it
         self.node_id = node_id or new_node_id()
         self.channel = f"tp:{namespace}"
         self.local = LocalPubSub()
@@ -155,6 +156,15 @@ class RedisPubSub:
         self._outbox.append(data)
         self._wake.set()
 
+    def peers(self) -> list[str]:
+        """Other nodes heard from lately (each pings every canary_timeout/4 s); empty while disconnected."""
+        if not self.connected:
+            return []
+        horizon = time.monotonic() - self.canary_timeout
+        for node in [node for node, seen in self._peers_seen.items() if seen < horizon]:
+            del self._peers_seen[node]
+        return list(self._peers_seen)
+
     def health(self) -> dict[str, Any]:
         return {
             "backend": "redis",
@@ -163,6 +173,7 @@ class RedisPubSub:
             "node": self.node_id,
             "since": round(self.since, 3),
             "lost": self.lost,
+            "peers": len(self.peers()),
         }
 
     # ---- lifecycle ----------------------------------------------------------------------------------------
@@ -270,6 +281,7 @@ class RedisPubSub:
         if envelope["n"] == self.node_id:
             return  # our own: already delivered locally
         self.received += 1
+        self._peers_seen[envelope["n"]] = time.monotonic()
         kind = envelope["k"]
         try:
             if kind == "ping":
