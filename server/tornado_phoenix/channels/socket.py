@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..logs import esc
 from ..protocol.errors import EncodeError
 from ..protocol.messages import (
     HEARTBEAT,
@@ -121,11 +122,11 @@ class PhoenixSocket:
             self._remove(previous, "duplicate_join")
         channel_class = self.endpoint.router.match(topic)
         if channel_class is None:
-            log.warning("conn=%s join refused topic=%r reason=unmatched topic", self.id, topic)
+            log.warning("conn=%s join refused topic=%s reason=unmatched topic", self.id, esc(topic))
             self._reply(None, message, "error", _UNMATCHED)
             return
         if len(self.channels) >= self.endpoint.settings.max_channels:
-            log.warning("conn=%s join refused topic=%s reason=too many channels joined", self.id, topic)
+            log.warning("conn=%s join refused topic=%s reason=too many channels joined", self.id, esc(topic))
             self._reply(message.join_ref, message, "error", {"reason": "too many channels joined"})
             return
         channel = channel_class(self, topic, message.join_ref)
@@ -134,7 +135,7 @@ class PhoenixSocket:
             if not isinstance(result, Reply):
                 raise TypeError(f"{channel_class.__name__}.join must return ok(...) or error(...), got {result!r}")
         except Exception:
-            log.exception("conn=%s join crashed topic=%s channel=%s", self.id, topic, channel_class.__name__)
+            log.exception("conn=%s join crashed topic=%s channel=%s", self.id, esc(topic), channel_class.__name__)
             channel.alive = False
             self._reply(message.join_ref, message, "error", {"reason": "join crashed"})
         else:
@@ -146,7 +147,7 @@ class PhoenixSocket:
                 channel.alive = False
             log.info(
                 "conn=%s join topic=%s channel=%s join_ref=%s status=%s",
-                self.id, topic, channel_class.__name__, message.join_ref, result.status,
+                self.id, esc(topic), channel_class.__name__, esc(message.join_ref), result.status,
             )
             try:
                 self._reply(message.join_ref, message, result.status, result.response)
@@ -161,7 +162,7 @@ class PhoenixSocket:
     def _leave(self, channel: Channel, message: Message) -> None:
         join_ref = channel.join_ref
         self._reply(join_ref, message, "ok", {})
-        log.info("conn=%s leave topic=%s join_ref=%s", self.id, channel.topic, join_ref)
+        log.info("conn=%s leave topic=%s join_ref=%s", self.id, esc(channel.topic), esc(join_ref))
         self.send(Push(join_ref, join_ref, channel.topic, PHX_CLOSE, {}))
         self._remove(channel, "left")
 
@@ -181,7 +182,7 @@ class PhoenixSocket:
                     f"got {result!r}"
                 )
         except Exception:
-            log.exception("conn=%s channel crashed topic=%s event=%r", self.id, channel.topic, message.event)
+            log.exception("conn=%s channel crashed topic=%s event=%s", self.id, esc(channel.topic), esc(message.event))
             self._crash(channel, "handle_in raised")
         finally:
             channel._current_ref = None
@@ -195,7 +196,7 @@ class PhoenixSocket:
         try:
             callback()
         except Exception:
-            log.exception("conn=%s channel crashed topic=%s in %s", self.id, channel.topic, callback)
+            log.exception("conn=%s channel crashed topic=%s in %s", self.id, esc(channel.topic), callback)
             self._crash(channel, "callback raised")
 
     def stop_channel(self, channel: Channel, reason: str = "normal") -> None:
@@ -203,7 +204,7 @@ class PhoenixSocket:
         if not channel.alive:
             return
         self.send(Push(channel.join_ref, channel.join_ref, channel.topic, PHX_CLOSE, {}))
-        log.info("conn=%s channel stopped topic=%s reason=%s", self.id, channel.topic, reason)
+        log.info("conn=%s channel stopped topic=%s reason=%s", self.id, esc(channel.topic), esc(reason))
         self._remove(channel, reason)
 
     def _crash(self, channel: Channel, why: str) -> None:
@@ -212,7 +213,8 @@ class PhoenixSocket:
         channel.alive = False
         self._unregister(channel)
         self.endpoint.presence.untrack(channel)
-        log.warning("conn=%s phx_error topic=%s join_ref=%s reason=%s", self.id, channel.topic, channel.join_ref, why)
+        log.warning("conn=%s phx_error topic=%s join_ref=%s reason=%s", self.id, esc(channel.topic), esc(channel.join_ref),
+                    esc(why))
         self.send(Push(channel.join_ref, channel.join_ref, channel.topic, PHX_ERROR, {}))
 
     def _unregister(self, channel: Channel) -> None:
@@ -230,7 +232,7 @@ class PhoenixSocket:
         try:
             channel.handle_leave(reason)
         except Exception:
-            log.exception("conn=%s handle_leave raised topic=%s", self.id, channel.topic)
+            log.exception("conn=%s handle_leave raised topic=%s", self.id, esc(channel.topic))
         finally:
             channel.alive = False
             self.endpoint.presence.untrack(channel)

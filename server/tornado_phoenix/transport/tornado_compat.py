@@ -1,8 +1,12 @@
-"""The one place that reaches into Tornado's WebSocket internals (tested against the pinned Tornado 6.5).
+"""The one place that reaches into Tornado's internals (written against, and tested to be, Tornado 6.5.2).
 
-Stock Tornado tears the TCP connection down without a close frame on invalid UTF-8 and on reserved opcodes
-(the client sees 1006), and echoes the client's own close code. Phoenix on Bandit sends 1007, 1002 and
-always 1000. Clients decide whether to reconnect by that code, so we send Bandit's.
+Stock Tornado tears the TCP connection down without a close frame on every WebSocket protocol error (RSV bits,
+a ping over 125 bytes, a fragmented control frame, a stray continuation, invalid UTF-8, a reserved opcode: the
+client sees 1006), accepts unmasked client frames, and echoes the client's own close code. Phoenix on Bandit
+sends 1002, 1007 and 1000/1002. Clients decide whether to reconnect by that code, so we send Bandit's:
+
+    client: c1 80 <mask>          (RSV1 set, empty text frame)
+    server: 88 02 03 ea           (close 1002), then FIN; log: conn=7 close code=1002 reason='RSV bits set ...'
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from tornado.httputil import HTTPHeaders
 from tornado.iostream import IOStream, StreamClosedError
+from tornado.util import _websocket_mask
 from tornado.websocket import WebSocketProtocol13
 
 from ..protocol.errors import CloseCode
@@ -25,7 +30,32 @@ from ..protocol.serializers import Frame
 if TYPE_CHECKING:
     from tornado.concurrent import Future
 
-__all__ = ["PhoenixWebSocketProtocol", "frame_bytes"]
+__all__ = ["PhoenixWebSocketProtocol", "frame_bytes", "TORNADO_VERSION", "close_reply_code"]
+
+# The frame parser below replaces WebSocketProtocol13._receive_frame of this exact release; the unit test
+# tests/unit/test_tornado_compat.py fails when the installed Tornado differs, so the copy is re-checked.
+TORNADO_VERSION = "6.5.2"
+
+
+def close_reply_code(payload: bytes) -> tuple[int, str | None]:
+    """Bandit's answer to a client's close frame: (code to send, why it is a protocol error or None).
+
+    Valid codes (RFC 6455 §7.4): 1000-1003, 1007-1011 and the registered/private range 3000-4999; no code at
+    all is fine too. 1004-1006, 1012-2999, anything below 1000 or above 4999, a 1-byte payload and a reason
+    that is not UTF-8 are protocol errors, answered 1002.
+    """
+    if not payload:
+        return CloseCode.NORMAL, None
+    if len(payload) == 1:
+        return CloseCode.PROTOCOL_ERROR, "close frame with a 1-byte payload"
+    code = struct.unpack(">H", payload[:2])[0]
+    if not (1000 <= code <= 1003 or 1007 <= code <= 1011 or 3000 <= code <= 4999):
+        return CloseCode.PROTOCOL_ERROR, f"invalid close code {code}"
+    try:
+        payload[2:].decode("utf-8")
+    except UnicodeDecodeError:
+        return CloseCode.PROTOCOL_ERROR, "close reason is not valid UTF-8"
+    return CloseCode.NORMAL, None
 
 _TEXT = 0x81  # FIN + opcode 1
 _BINARY = 0x82  # FIN + opcode 2
@@ -145,8 +175,12 @@ class PhoenixWebSocketProtocol(WebSocketProtocol13):
         (RequestHandler._execute, both get()s, accept_connection, _accept_connection: their frames, arguments
         and Tasks) would stay alive as long as the connection, about 3 KiB and 40 GC-tracked objects per
         socket. Run the loop as a task of its own and return: the handshake finishes and is freed."""
-        self._shed_handshake_state()
-        self._frame_task = asyncio.ensure_future(self._frame_loop())
+        try:
+            self._shed_handshake_state()
+        finally:
+            # Always read frames: on a stream that is already closed the loop ends at once and on_close runs,
+            # so the connection is never left counted.
+            self._frame_task = asyncio.ensure_future(self._frame_loop())
 
     async def _frame_loop(self) -> None:
         try:
@@ -171,7 +205,9 @@ class PhoenixWebSocketProtocol(WebSocketProtocol13):
         # IOStream keeps two deques (~0.7 KiB each, allocated with their first block) that a socket written
         # to by write_wire's direct path never touches; lazy ones allocate only while writes are queued.
         stream = self.stream
-        if stream is not None and not stream._write_futures and not stream._write_buffer._buffers:
+        if stream is None or stream.closed() or getattr(stream, "_write_buffer", None) is None:
+            return
+        if not stream._write_futures and not stream._write_buffer._buffers:
             stream._write_futures = _LazyDeque()
             stream._write_buffer._buffers = _LazyDeque()
 
@@ -192,12 +228,86 @@ class PhoenixWebSocketProtocol(WebSocketProtocol13):
                 self.close_code = struct.unpack(">H", data[:2])[0]
             if len(data) > 2:
                 self.close_reason = data[2:].decode("utf-8", "replace")
-            self.close(CloseCode.NORMAL)  # Bandit answers every client close with 1000
+            code, problem = close_reply_code(data)
+            if problem is not None:
+                self.handler.closing(code, problem, excerpt=data)  # type: ignore[attr-defined]
+            self.close(code)  # Bandit answers a valid client close with 1000, an invalid one with 1002
             return None
         if opcode in (0x2, 0x9, 0xA):
             return super()._handle_message(opcode, data)
-        self.handler.reject(CloseCode.PROTOCOL_ERROR, f"reserved opcode {opcode:#x}")  # type: ignore[attr-defined]
+        self._protocol_error(f"reserved opcode {opcode:#x}")
         return None
+
+    def _protocol_error(self, reason: str, excerpt: bytes | None = None) -> None:
+        """Close 1002 for a frame that breaks RFC 6455, then FIN and drain: the byte stream cannot be trusted
+        any more, so no further frame is read (Bandit closes the connection the same way)."""
+        self.handler.reject(CloseCode.PROTOCOL_ERROR, reason, excerpt=excerpt)  # type: ignore[attr-defined]
+        self._linger = True
+        self._abort()
+
+    async def _receive_frame(self) -> None:
+        """WebSocketProtocol13._receive_frame of Tornado 6.5.2 with every protocol error answered by a close
+        frame (1002, or 1009 for an oversized message, logged with its size and the limit) instead of a bare
+        TCP abort, and unmasked client frames refused (RFC 6455 §5.1). Compression is never negotiated
+        (get_compression_options returns None), so the RSV1/decompressor branch is gone."""
+        header, mask_payloadlen = struct.unpack("BB", await self._read_bytes(2))
+        is_final_frame = header & self.FIN
+        opcode = header & self.OPCODE_MASK
+        opcode_is_control = opcode & 0x8
+        if opcode not in (0x0, 0x1, 0x2, 0x8, 0x9, 0xA):
+            self._protocol_error(f"reserved opcode {opcode:#x}")
+            return
+        if header & self.RSV_MASK:
+            self._protocol_error(f"RSV bits set (first byte {header:#04x}) but no extension was negotiated")
+            return
+        if not mask_payloadlen & 0x80:
+            self._protocol_error("unmasked client frame (RFC 6455 section 5.1)")
+            return
+        payloadlen = mask_payloadlen & 0x7F
+        if opcode_is_control and payloadlen >= 126:
+            self._protocol_error(f"control frame (opcode {opcode:#x}) with a payload over 125 bytes")
+            return
+        if opcode_is_control and not is_final_frame:
+            self._protocol_error(f"fragmented control frame (opcode {opcode:#x})")
+            return
+        if opcode == 0 and self._fragmented_message_buffer is None:
+            self._protocol_error("continuation frame with no message to continue")
+            return
+        if opcode in (0x1, 0x2) and self._fragmented_message_buffer is not None:
+            self._protocol_error("new data frame inside a fragmented message")
+            return
+        if payloadlen == 126:
+            payloadlen = struct.unpack("!H", await self._read_bytes(2))[0]
+        elif payloadlen == 127:
+            payloadlen = struct.unpack("!Q", await self._read_bytes(8))[0]
+        new_len = payloadlen
+        if self._fragmented_message_buffer is not None:
+            new_len += len(self._fragmented_message_buffer)
+        if new_len > self.params.max_message_size:
+            self.handler.closing(  # type: ignore[attr-defined]
+                CloseCode.MESSAGE_TOO_BIG,
+                f"message of {new_len} bytes exceeds TP_MAX_FRAME_SIZE={self.params.max_message_size}",
+            )
+            self.close(CloseCode.MESSAGE_TOO_BIG)
+            self._abort()
+            return
+        self._frame_mask = await self._read_bytes(4)
+        data = _websocket_mask(self._frame_mask, await self._read_bytes(payloadlen))
+        if opcode_is_control:
+            pass  # may come between the fragments of a data message; never touches the fragment buffer
+        elif opcode == 0:
+            self._fragmented_message_buffer.extend(data)
+            if is_final_frame:
+                opcode = self._fragmented_message_opcode
+                data = bytes(self._fragmented_message_buffer)
+                self._fragmented_message_buffer = None
+        elif not is_final_frame:
+            self._fragmented_message_opcode = opcode
+            self._fragmented_message_buffer = bytearray(data)
+        if is_final_frame:
+            handled_future = self._handle_message(opcode, data)
+            if handled_future is not None:
+                await handled_future
 
     def write_wire(self, wire: bytes) -> int:
         """Write pre-framed bytes (a broadcast frames once, not once per subscriber); returns the bytes still
