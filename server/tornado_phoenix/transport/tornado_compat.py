@@ -13,24 +13,33 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import errno
+import logging
+import re
 import socket
 import struct
 import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from tornado import gen
+from tornado.http1connection import HTTP1Connection
+from tornado.httpserver import HTTPServer
 from tornado.httputil import HTTPHeaders
+from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream, StreamClosedError
 from tornado.util import _websocket_mask
 from tornado.websocket import WebSocketProtocol13
 
+from ..logs import PROTOCOL_LOGGER, esc
 from ..protocol.errors import CloseCode
 from ..protocol.serializers import Frame
 
 if TYPE_CHECKING:
     from tornado.concurrent import Future
 
-__all__ = ["PhoenixWebSocketProtocol", "frame_bytes", "TORNADO_VERSION", "close_reply_code"]
+__all__ = ["PhoenixWebSocketProtocol", "frame_bytes", "TORNADO_VERSION", "close_reply_code", "HardenedHTTPServer",
+           "accept_with_backoff", "head_problem"]
 
 # The frame parser below replaces WebSocketProtocol13._receive_frame of this exact release; the unit test
 # tests/unit/test_tornado_compat.py fails when the installed Tornado differs, so the copy is re-checked.
@@ -338,3 +347,179 @@ class PhoenixWebSocketProtocol(WebSocketProtocol13):
                 wire = wire[sent:]
         stream.write(wire)
         return stream._total_write_index - stream._total_write_done_index
+
+
+# ---- HTTP/1.1 request limits ------------------------------------------------------------------------------
+
+http_log = logging.getLogger(PROTOCOL_LOGGER)
+accept_log = logging.getLogger("tornado_phoenix.server")
+
+MAX_REQUEST_LINE = 10_000  # Bandit's max_request_line_length: 414 beyond
+MAX_HEADER_LINE = 10_000  # Bandit's max_header_length: 431 beyond
+MAX_HEADER_COUNT = 50  # Bandit's max_header_count: 431 beyond
+MAX_HEAD_BYTES = 65_536  # the whole request head (Tornado's max_header_size default): 431 beyond
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+
+
+def head_problem(head: bytes, complete: bool) -> tuple[int, str] | None:
+    """(status, why) when a request head breaks Bandit's limits, judged on what has arrived so far."""
+    head = head.lstrip(b"\r\n")
+    lines = head.split(b"\n")
+    if not complete:
+        lines_done, partial = lines[:-1], lines[-1]
+    else:
+        lines_done, partial = lines, b""
+    request_line = lines[0].rstrip(b"\r")
+    if len(request_line) > MAX_REQUEST_LINE:
+        return 414, f"request line of {len(request_line)}+ bytes (limit {MAX_REQUEST_LINE})"
+    headers = [line.rstrip(b"\r") for line in lines_done[1:] if line.rstrip(b"\r")]
+    if len(lines_done) > 1 or not complete:
+        longest = max([len(line) for line in headers] + [len(partial) if len(lines) > 1 else 0])
+        if longest > MAX_HEADER_LINE:
+            return 431, f"header line of {longest}+ bytes (limit {MAX_HEADER_LINE})"
+    if len(headers) > MAX_HEADER_COUNT:
+        return 431, f"{len(headers)}+ header lines (limit {MAX_HEADER_COUNT})"
+    if len(head) > MAX_HEAD_BYTES:
+        return 431, f"request head of {len(head)}+ bytes (limit {MAX_HEAD_BYTES})"
+    if complete:
+        names = {line.split(b":", 1)[0].strip().lower() for line in headers}
+        if b"upgrade" in names and (b"transfer-encoding" in names or b"content-length" in names):
+            return 400, "upgrade request with a body (Transfer-Encoding/Content-Length)"
+    return None
+
+
+_REASONS = {400: "Bad Request", 414: "URI Too Long", 431: "Request Header Fields Too Large"}
+
+
+class _LimitedHTTP1Connection(HTTP1Connection):
+    """HTTP1Connection that first reads the request head itself, under TP_HEADER_TIMEOUT and Bandit's size
+    limits, answers 414/431/400 and closes when they are broken, and otherwise puts the bytes back in the
+    stream's read buffer for Tornado's own parser (Tornado 6.5.2 IOStream: `_read_buffer` is a bytearray of
+    `_read_buffer_size` bytes). Stock Tornado waits up to an hour for headers and closes silently past
+    max_header_size."""
+
+    async def _read_message(self, delegate: Any) -> bool:
+        stream = self.stream
+        timeout = getattr(self.params, "tp_header_timeout", None) or 10.0
+        deadline = stream.io_loop.time() + timeout
+        buf = bytearray()
+        while True:
+            if _HEAD_END.search(buf) is not None:
+                problem = head_problem(bytes(buf[: _HEAD_END.search(buf).end()]), True)  # type: ignore[union-attr]
+                break
+            problem = head_problem(bytes(buf), False)
+            if problem is not None:
+                break
+            try:
+                chunk = await gen.with_timeout(deadline, stream.read_bytes(65536, partial=True),
+                                               quiet_exceptions=StreamClosedError)
+            except gen.TimeoutError:
+                http_log.info("close reason=%s peer=%s received=%d", esc(f"no complete request head within "
+                              f"{timeout:g} s (TP_HEADER_TIMEOUT)"), _peer(self), len(buf))
+                self.close()
+                return False
+            except StreamClosedError:
+                self.close()
+                return False
+            buf += chunk
+        if problem is None:
+            # Hand the head (and whatever followed it) back to Tornado's parser.
+            stream._read_buffer[:0] = buf
+            stream._read_buffer_size += len(buf)
+            return await super()._read_message(delegate)
+        status, why = problem
+        http_log.warning("refuse status=%d reason=%s peer=%s", status, esc(why), _peer(self))
+        try:
+            await stream.write(f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Length: 0\r\n"
+                               "Connection: close\r\n\r\n".encode())
+        except StreamClosedError:
+            pass
+        self.close()
+        return False
+
+
+def _peer(connection: HTTP1Connection) -> str:
+    return getattr(connection.context, "remote_ip", None) or "-"
+
+
+class HardenedHTTPServer(HTTPServer):
+    """Tornado's HTTPServer with the request-head limits above and an accept loop that backs off at the
+    descriptor limit (EMFILE/ENFILE) instead of spinning."""
+
+    def initialize(self, *args: Any, header_timeout: float = 10.0, **kwargs: Any) -> None:  # Configurable's init
+        super().initialize(*args, **kwargs)
+        self.conn_params.tp_header_timeout = header_timeout  # type: ignore[attr-defined]
+
+    def start_request(self, server_conn: object, request_conn: Any) -> Any:
+        if type(request_conn) is HTTP1Connection:
+            # One request per HTTP1Connection, created by HTTP1ServerConnection._server_request_loop just
+            # before this call; the subclass adds no state, only the _read_message above.
+            request_conn.__class__ = _LimitedHTTP1Connection
+        return super().start_request(server_conn, request_conn)
+
+    def add_sockets(self, sockets: Any) -> None:
+        for sock in sockets:  # TCPServer.add_sockets with our accept handler
+            self._sockets[sock.fileno()] = sock
+            self._handlers[sock.fileno()] = accept_with_backoff(sock, self._handle_connection)
+
+
+_DESCRIPTOR_ERRORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+ACCEPT_PAUSE_FIRST = 0.1
+ACCEPT_PAUSE_MAX = 1.0
+
+
+def accept_with_backoff(sock: socket.socket, callback: Any) -> Any:
+    """netutil.add_accept_handler, except that when accept() fails for lack of descriptors or memory, accepting
+    pauses (0.1 s, doubling up to 1 s) with one log line per episode, and one more when accepts work again.
+    Tornado's handler lets the error escape on every loop iteration: a busy loop logging a traceback each time.
+    Returns the function that removes the handler."""
+    io_loop = IOLoop.current()
+    state = {"removed": False, "paused": False, "delay": ACCEPT_PAUSE_FIRST, "since": 0.0, "pauses": 0}
+
+    def accept_handler(fd: Any, events: int) -> None:
+        for _ in range(128):
+            if state["removed"]:
+                return
+            try:
+                connection, address = sock.accept()
+            except BlockingIOError:
+                return
+            except ConnectionAbortedError:
+                continue
+            except OSError as exc:
+                if exc.errno not in _DESCRIPTOR_ERRORS:
+                    raise
+                pause(exc)
+                return
+            if state["pauses"]:
+                accept_log.warning("accepting connections again after %.1f s at the limit (%d pauses)",
+                                   io_loop.time() - state["since"], state["pauses"])
+                state["pauses"] = 0
+                state["delay"] = ACCEPT_PAUSE_FIRST
+            callback(connection, address)
+
+    def pause(exc: OSError) -> None:
+        if not state["pauses"]:
+            state["since"] = io_loop.time()
+            accept_log.error(
+                "cannot accept connections: %s; pausing accepts for %g s, doubling up to %g s, until descriptors "
+                "free up (raise the limit: `ulimit -n`, docker --ulimit nofile, LimitNOFILE; or lower "
+                "TP_MAX_CONNECTIONS below it)", exc.strerror or exc, state["delay"], ACCEPT_PAUSE_MAX)
+        state["pauses"] += 1
+        io_loop.remove_handler(sock)
+        state["paused"] = True
+        io_loop.call_later(state["delay"], resume)
+        state["delay"] = min(state["delay"] * 2, ACCEPT_PAUSE_MAX)
+
+    def resume() -> None:
+        state["paused"] = False
+        if not state["removed"]:
+            io_loop.add_handler(sock, accept_handler, IOLoop.READ)
+
+    def remove_handler() -> None:
+        if not state["paused"] and not state["removed"]:
+            io_loop.remove_handler(sock)
+        state["removed"] = True
+
+    io_loop.add_handler(sock, accept_handler, IOLoop.READ)
+    return remove_handler

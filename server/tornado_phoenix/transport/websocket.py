@@ -58,13 +58,13 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         ok, vsn = query_vsn(request.query_arguments)
         serializer = negotiate(vsn) if ok else None
         if serializer is None:
-            protocol_log.warning("refuse status=403 reason=%s vsn=%s peer=%s (use vsn 1.0.0 or 2.0.0)",
-                                 "unsupported vsn", esc(vsn if ok else request.query_arguments["vsn"][-1]),
+            protocol_log.warning("refuse status=403 reason=%s vsn=%s peer=%s",
+                                 esc("unsupported vsn (use 1.0.0 or 2.0.0)"), esc(vsn if ok else request.query_arguments["vsn"][-1]),
                                  self._peer())
             self._empty(403)
             return
         if not self._origin_allowed():
-            protocol_log.warning("refuse status=403 reason=%s origin=%s peer=%s", "origin not in TP_CHECK_ORIGIN",
+            protocol_log.warning("refuse status=403 reason=%s origin=%s peer=%s", esc("origin not in TP_CHECK_ORIGIN"),
                                  esc(request.headers.get("Origin")), self._peer())
             self._empty(403)
             return
@@ -72,7 +72,7 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
                   for key, values in request.query_arguments.items() if key != "vsn"}
         assigns = self.endpoint.connect(params)
         if assigns is None:
-            log.warning("refuse status=403 reason=%s params=%s peer=%s", "connect refused",
+            log.warning("refuse status=403 reason=%s params=%s peer=%s", esc("connect refused"),
                         esc(",".join(sorted(params))), self._peer())
             self._empty(403)
             return
@@ -86,7 +86,7 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         refusal = limits.refusal(self._peer())
         if refusal is not None:
             status, why = refusal
-            limits_log.warning("refuse status=%d reason=%s peer=%s", status, why, self._peer())
+            limits_log.warning("refuse status=%d reason=%s peer=%s", status, esc(why), self._peer())
             self._empty(status)
             return
         self.serializer = serializer
