@@ -171,7 +171,8 @@ def test_http10_and_version8_upgrades_are_refused_and_never_counted(server):
     (V2, {"Origin": "https://evil.test"}, 403),
     ("/static/%00", {}, 404),
     ("/static/%0a%0dx", {}, 404),
-])
+], ids=["superscript-vsn", "fullwidth-vsn", "non-utf8-vsn", "bad-ipv6-origin", "foreign-origin", "static-nul",
+        "static-crlf"])
 def test_handshake_errors_never_500(server, path, headers, status):
     try:
         RawWebSocket(server.port, path, headers=headers).close()
@@ -330,7 +331,7 @@ def test_slowloris_connections_are_closed_after_the_header_timeout():
     (b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H%d: 1\r\n" % n for n in range(51)) + b"\r\n",
      431),
     (f"GET {V2} HTTP/1.1\r\nHost: x\r\n{UPGRADE}Content-Length: 5\r\n\r\nhello".encode(), 400),
-])
+], ids=["request-line-10001", "header-10001", "51-headers", "upgrade-with-body"])
 def test_request_head_limits_like_bandit(server, request_bytes, status):
     response = raw_request(server.port, request_bytes)
     assert status_of(response) == status
@@ -340,9 +341,22 @@ def test_request_head_limits_like_bandit(server, request_bytes, status):
 
 
 def test_fifty_headers_are_fine(server):
-    extra = {f"X-H{n}": "1" for n in range(47)}  # + Host, Connection: close = 49... and Upgrade etc. below
+    extra = {f"X-H{n}": "1" for n in range(48)}  # + Host and Connection: 50 header lines
     status, _h, _b = http_get(server.port, "/health", headers=extra)
     assert status == 200
+
+
+def test_protocol_errors_off_logs_nothing_for_them():
+    live = LiveServer(env={"TP_LOG_PROTOCOL_ERRORS": "off"}).start()
+    try:
+        with RawWebSocket(live.port, V2) as ws:
+            ws.send_text("not json")
+            assert ws.recv().code == 1011
+        with RawWebSocket(live.port, V2) as ws:  # the next connection's line proves the first was processed
+            wait_for(lambda: sum(" connect " in ln for ln in live.log_lines()) == 2, what="second connect")
+        assert not any("close code=1011" in ln for ln in live.log_lines())
+    finally:
+        live.stop()
 
 
 # ---- issue 10 §3: connection limits ----------------------------------------------------------------------------
