@@ -8,7 +8,7 @@ through `esc()`, so it can neither forge a log line nor fill the disk:
     json: {"ts":"2026-12-01T10:00:00.000Z","level":"info","logger":"tornado_phoenix.socket","event":"join",
            "conn":7,"topic":"room:1\\n2026-12-01 FAKE","code":null,"reason":null,"msg":"conn=7 join topic=..."}
 
-A plain token (letters, digits and `:_-./@*+`) is written bare, anything else repr-style in quotes; over 200
+A plain token (letters, digits and `:_-./@*+,`) is written bare, anything else repr-style in quotes; over 200
 characters it is cut with a `…(+N chars)` marker. The JSON fields come from the `key=%s` pairs of the format
 string, the event is its first bare word. Lines of the `tornado_phoenix.protocol` logger (what a client did
 wrong) and Tornado's own per-request lines are rate-limited per message template: a few per 10 s, then one
@@ -42,7 +42,7 @@ LIMIT = 200  # characters of one client string kept in a log line
 PROTOCOL_LOGGER = "tornado_phoenix.protocol"
 protocol_log = logging.getLogger(PROTOCOL_LOGGER)
 
-_BARE = re.compile(r"[A-Za-z0-9:_\-./@*+]+")
+_BARE = re.compile(r"[A-Za-z0-9:_\-./@*+,]+")
 # C0/C1 controls, DEL, and the characters str.splitlines() also breaks on.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _verbose = False
