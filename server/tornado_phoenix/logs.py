@@ -212,6 +212,17 @@ THROTTLED_LOGGERS = (PROTOCOL_LOGGER, "tornado.general", "tornado.access", "torn
                      "tornado_phoenix.limits")
 
 
+def _throttle_key(record: logging.LogRecord) -> tuple[Any, ...]:
+    """What makes two lines "the same": logger, format string and the code/status arguments. Not the other
+    arguments: a client could vary a reason or an excerpt forever to get past the limit."""
+    msg = record.msg
+    if not isinstance(msg, str) or not isinstance(record.args, tuple):
+        return (record.name, str(msg))
+    _event, keys = _template(msg)
+    picked = tuple(value for key, value in zip(keys, record.args, strict=False) if key in ("code", "status"))
+    return (record.name, msg, *picked)
+
+
 class Throttle(logging.Filter):
     """Let `burst` records per message template through every `window` seconds; count the rest and log one
     summary line when the window ends: `<last message> (and N more like this in the last 10 s)`."""
@@ -221,7 +232,7 @@ class Throttle(logging.Filter):
         self.window = window
         self.burst = burst
         self.loggers = loggers
-        self._windows: dict[tuple[str, str], list[Any]] = {}  # key -> [start, passed, suppressed, last record]
+        self._windows: dict[tuple[Any, ...], list[Any]] = {}  # key -> [start, passed, suppressed, last record]
         self._timer: Any = None
         self.suppressed_total = 0
 
@@ -236,7 +247,7 @@ class Throttle(logging.Filter):
             return True
         now = time.monotonic()
         self.flush(now)
-        key = (record.name, str(record.msg))
+        key = _throttle_key(record)
         state = self._windows.get(key)
         if state is None:
             self._windows[key] = [now, 1, 0, None]

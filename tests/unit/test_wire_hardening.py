@@ -130,3 +130,22 @@ def test_head_problem_limits():
     assert head_problem(many, True)[0] == 431
     chunked = b"GET / HTTP/1.1\r\nUpgrade: websocket\r\nTransfer-Encoding: chunked\r\n\r\n"
     assert head_problem(chunked, True)[0] == 400
+    assert head_problem(b"GET / HTTP/1.1\r\nUpgrade: websocket\r\nContent-Length: 0\r\n\r\n", True) is None
+    assert head_problem(b"POST / HTTP/1.1\r\nUpgrade: h2c\r\nContent-Length: 3\r\n\r\n", True) is None
+
+
+def test_throttle_key_ignores_varying_reasons_but_not_codes():
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(Throttle(window=3600, burst=1))
+    logger = logging.getLogger("tornado_phoenix.protocol.unit-key")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        for n in range(5):  # a client varying the reason text does not get past the limit
+            logger.warning("conn=%s close code=%d reason=%s", n, 1011, esc(f"invalid JSON at column {n}"))
+        logger.warning("conn=%s close code=%d reason=%s", 9, 1002, esc("RSV bits"))  # another code: own window
+        lines = stream.getvalue().splitlines()
+        assert len(lines) == 2 and "code=1011" in lines[0] and "code=1002" in lines[1]
+    finally:
+        logger.removeHandler(handler)

@@ -382,9 +382,11 @@ def head_problem(head: bytes, complete: bool) -> tuple[int, str] | None:
     if len(head) > MAX_HEAD_BYTES:
         return 431, f"request head of {len(head)}+ bytes (limit {MAX_HEAD_BYTES})"
     if complete:
-        names = {line.split(b":", 1)[0].strip().lower() for line in headers}
-        if b"upgrade" in names and (b"transfer-encoding" in names or b"content-length" in names):
-            return 400, "upgrade request with a body (Transfer-Encoding/Content-Length)"
+        fields = [line.split(b":", 1) for line in headers]
+        values = {name.strip().lower(): value.strip().lower() for name, value in (f for f in fields if len(f) == 2)}
+        has_body = b"transfer-encoding" in values or values.get(b"content-length", b"0") not in (b"0", b"")
+        if has_body and b"websocket" in values.get(b"upgrade", b""):
+            return 400, "WebSocket upgrade request with a body (Transfer-Encoding/Content-Length)"
     return None
 
 
