@@ -108,11 +108,22 @@ def excerpt(data: str | bytes) -> Escaped:
     return Escaped(data, LIMIT if _verbose else 40)
 
 
+FOREIGN_LIMIT = 600  # characters of a message from a library logger (Tornado logs whole request URIs)
+
+
 def _scrub(text: str) -> str:
     """Escape control characters left in a formatted message (defence for lines we did not write)."""
     if _CONTROL.search(text) is None:
         return text
     return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+def _bounded(record: logging.LogRecord, message: str) -> str:
+    """Our own lines are bounded by esc(); a library's line (Tornado's `400 GET <uri>`) is cut here."""
+    message = _scrub(message)
+    if not record.name.startswith("tornado_phoenix") and len(message) > FOREIGN_LIMIT:
+        message = message[:FOREIGN_LIMIT] + f"…(+{len(message) - FOREIGN_LIMIT} chars)"
+    return message
 
 
 # ---- structured fields ----------------------------------------------------------------------------------
@@ -161,7 +172,7 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
 
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
-        record.message = _scrub(record.message)
+        record.message = _bounded(record, record.message)
         return super().formatMessage(record)
 
     def formatException(self, ei: Any) -> str:  # noqa: N802
@@ -199,7 +210,7 @@ class JsonFormatter(logging.Formatter):
         explicit = getattr(record, "event", None)
         if explicit:
             out["event"] = explicit
-        out["msg"] = _scrub(message)
+        out["msg"] = _bounded(record, message)
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         # ensure_ascii: every non-ASCII character (U+2028 too) is a \\u escape, so a line is always one line.

@@ -52,6 +52,11 @@ def test_text_formatter_escapes_control_characters_and_indents_tracebacks():
     assert all(part.startswith("  ") for part in out.splitlines()[1:])
 
 
+def test_library_lines_are_cut():
+    line = TextFormatter().format(_record("400 GET %s", "/x?" + "a" * 5000, name="tornado.general"))
+    assert len(line) < 800 and line.endswith("chars)")
+
+
 def test_json_formatter_fields():
     line = JsonFormatter().format(_record("conn=%s close code=%d reason=%s topic=%s", 7, 1002, esc("RSV bits"),
                                           esc("t\u2028x")))

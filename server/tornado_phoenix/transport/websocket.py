@@ -13,6 +13,7 @@ from typing import Any
 
 import tornado.web
 import tornado.websocket
+from tornado.httputil import responses
 from tornado.ioloop import IOLoop
 from tornado.websocket import _WebSocketParams
 
@@ -273,7 +274,8 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, tornado.web.HTTPError):  # an answer to a bad request, not a server fault
             protocol_log.warning("refuse status=%d reason=%s peer=%s", value.status_code,
-                                 esc(value.log_message or value.reason or ""), self._peer())
+                                 esc(value.log_message or value.reason or responses.get(value.status_code, "")),
+                                 self._peer())
             return
         log.error("unexpected error in the WebSocket handler", exc_info=(typ, value, tb))
 
