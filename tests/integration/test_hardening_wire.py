@@ -271,7 +271,9 @@ def _low_nofile() -> None:
 def test_descriptor_limit_backs_off_and_recovers():
     live = LiveServer(preexec_fn=_low_nofile, env={"TP_LOG_LEVEL": "info"}).start()
     held: list[socket.socket] = []
+    bystander = RawWebSocket(live.port, V2)
     try:
+        join(bystander, "echo:emfile")
         for _ in range(120):  # well past the 64 descriptors of the server
             held.append(socket.create_connection(("127.0.0.1", live.port), timeout=5))
         wait_for(lambda: any("cannot accept connections" in ln for ln in live.log_lines()), what="EMFILE line")
@@ -279,6 +281,7 @@ def test_descriptor_limit_backs_off_and_recovers():
         log_bytes = sum(len(ln) + 1 for ln in live.log_lines())
         assert log_bytes < 4000, live.output()[-2000:]
         assert sum("cannot accept connections" in ln for ln in live.log_lines()) == 1
+        bystander_ok(bystander, "during")  # the connections it has are served while accepts are paused
         for sock in held:
             sock.close()
         held.clear()
@@ -288,6 +291,7 @@ def test_descriptor_limit_backs_off_and_recovers():
         assert any("accepting connections again" in ln for ln in live.log_lines())
         no_traceback(live)
     finally:
+        bystander.close()
         for sock in held:
             sock.close()
         live.stop()
