@@ -397,3 +397,15 @@ def test_connection_limits_answer_503_and_429_before_the_upgrade():
         live.stop()
 
 
+
+
+def test_verbose_protocol_errors_show_a_longer_excerpt():
+    live = LiveServer(env={"TP_LOG_PROTOCOL_ERRORS": "verbose"}).start()
+    try:
+        with RawWebSocket(live.port, V2) as ws:
+            ws.send_text("not json " + "z" * 300)
+            assert ws.recv().code == 1011
+        line = wait_for(lambda: [ln for ln in live.log_lines() if "close code=1011" in ln], what="close line")[0]
+        assert "z" * 150 in line and "…(+109 chars)" in line  # 200 of the 309 characters, escaped
+    finally:
+        live.stop()

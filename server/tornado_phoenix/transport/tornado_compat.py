@@ -363,6 +363,11 @@ _HEAD_END = re.compile(rb"\r?\n\r?\n")
 
 def head_problem(head: bytes, complete: bool) -> tuple[int, str] | None:
     """(status, why) when a request head breaks Bandit's limits, judged on what has arrived so far."""
+    if complete and len(head) <= MAX_HEADER_LINE and head.count(b"\n") <= MAX_HEADER_COUNT + 1:
+        # The common case, a small complete head: no line can be too long and there are not too many.
+        lowered = head.lower()
+        if b"websocket" not in lowered or (b"transfer-encoding" not in lowered and b"content-length" not in lowered):
+            return None
     head = head.lstrip(b"\r\n")
     lines = head.split(b"\n")
     if not complete:
@@ -406,8 +411,9 @@ class _LimitedHTTP1Connection(HTTP1Connection):
         deadline = stream.io_loop.time() + timeout
         buf = bytearray()
         while True:
-            if _HEAD_END.search(buf) is not None:
-                problem = head_problem(bytes(buf[: _HEAD_END.search(buf).end()]), True)  # type: ignore[union-attr]
+            end = _HEAD_END.search(buf)
+            if end is not None:
+                problem = head_problem(bytes(buf[: end.end()]), True)
                 break
             problem = head_problem(bytes(buf), False)
             if problem is not None:
