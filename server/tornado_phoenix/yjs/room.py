@@ -423,7 +423,7 @@ class RoomManager:
             results = await asyncio.gather(
                 *(asyncio.wait_for(self.flush(room), timeout) for room in rooms), return_exceptions=True
             )
-            for room, result in zip(rooms, results):
+            for room, result in zip(rooms, results, strict=False):
                 if isinstance(result, BaseException):
                     log.error("room NOT flushed at shutdown room=%s: %s (changes since the last write are lost)",
                               room.topic, type(result).__name__)
