@@ -59,7 +59,7 @@ class RoomChannel(Channel):
         self.member = room.add_member(self, protocol)
         if protocol == YJS:
             return ok({})
-        return ok({"state": list(room.doc.get_update())})
+        return ok({"state": room.json_state()})
 
     def after_join(self) -> None:
         self.presence.track(self, self.topic, self.assigns["user_id"], {"online_at": str(int(time.time()))})

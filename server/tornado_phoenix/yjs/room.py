@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from pycrdt import Awareness, Doc
 
 from ..protocol.messages import Broadcast
@@ -101,6 +102,8 @@ class Room:
         self.rows_since_compact = 0
         self.bytes_since_compact = 0
         self._waiters: list[tuple[int, asyncio.Future]] = []
+        self.version = 0  # bumped on every change of the document
+        self._json_state: tuple[int, orjson.Fragment] | None = None
         self._changes: list[bytes] = []
         self._subscription = self.doc.observe(lambda event: self._changes.append(event.update))
 
@@ -163,6 +166,9 @@ class Room:
             self._changes.clear()
             raise RoomError("invalid update") from None
         changes, self._changes = self._changes, []
+        if changes:
+            self.version += 1
+            self._json_state = None  # a 1 MiB document is 3.7 MB as JSON: keep it only while it is current
         for change in changes:
             self.size += len(change)
             self.manager.persist(self, "append", change)
@@ -178,6 +184,12 @@ class Room:
             else:
                 member.client_ids.add(client_id)
         self._relay(_KIND_AWARENESS, message.update, member.id)
+
+    def json_state(self) -> orjson.Fragment:
+        """The whole document as a JSON array of byte values (the seeds' join reply), encoded once per version."""
+        if self._json_state is None or self._json_state[0] != self.version:
+            self._json_state = (self.version, orjson.Fragment(orjson.dumps(list(self.doc.get_update()))))
+        return self._json_state[1]
 
     def sync_replies(self, state_vector: bytes) -> list[bytes]:
         """Answer a SyncStep1: SyncStep2 (what the client lacks), our SyncStep1, then all awareness."""
@@ -216,6 +228,7 @@ class Room:
                 self.doc.apply_update(data)
                 self._changes.clear()
                 self.size += len(data)
+                self.version += 1
             else:
                 self.awareness.apply_awareness_update(data, "remote")
         self.fan_out(kind, data, member_id)
