@@ -132,8 +132,12 @@ async function join(url, room, runs) {
   for (let r = 0; r < runs; r++) {
     const ws = await open(`${url}/websocket?vsn=2.0.0`);
     let t0 = process.hrtime.bigint();
+    let arrived = 0n;
+    const first = (data, isBinary) => { if (!isBinary && !arrived) arrived = process.hrtime.bigint(); };
+    ws.on("message", first); // the reply is the first frame: its arrival, before the client parses 4 MB of JSON
     const resp = await phxJoin(ws, topic, {}); // JSON: the whole document in the reply
     result.json_ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    result.json_arrival_ms = (result.json_arrival_ms || []).concat(Number(arrived - t0) / 1e6);
     result.state_bytes = resp.state.length;
     ws.terminate();
     const wy = await open(`${url}/websocket?vsn=2.0.0`);

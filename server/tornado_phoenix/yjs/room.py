@@ -223,14 +223,19 @@ class Room:
         kind, node, member_id, data = payload[0], payload[1:9], int.from_bytes(payload[9:17], "big"), payload[17:]
         if node != self.manager.node_id:
             member_id = -1
-            if kind == _KIND_UPDATE:
-                self._changes.clear()
-                self.doc.apply_update(data)
-                self._changes.clear()
-                self.size += len(data)
-                self.version += 1
-            else:
-                self.awareness.apply_awareness_update(data, "remote")
+            try:
+                if kind == _KIND_UPDATE:
+                    self._changes.clear()
+                    self.doc.apply_update(data)
+                    self._changes.clear()
+                    self.size += len(data)
+                    self.version += 1
+                    self._json_state = None
+                else:
+                    self.awareness.apply_awareness_update(data, "remote")
+            except Exception as exc:  # validated on its node; a bad one must not break this node's sender
+                log.error("relayed change refused room=%s kind=%d bytes=%d: %s", self.topic, kind, len(data), exc)
+                return
         self.fan_out(kind, data, member_id)
 
     def fan_out(self, kind: int, data: bytes, exclude_member: int) -> None:
@@ -365,7 +370,8 @@ class RoomManager:
             return
         await self.flush(room)
         if room.closed or room.members or room.unload_handle is not None or room.durable < room.seq:
-            return  # someone joined meanwhile (the next leave schedules a new unload)
+            self.schedule_unload(room)  # someone joined meanwhile (a no-op while members are in) or it changed
+            return
         del self.rooms[room.topic]
         room.close()
         log.info("room unloaded room=%s bytes=%d", room.topic, room.size)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -101,7 +100,6 @@ class SQLiteStore:
         self.description = f"sqlite {path}"
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="yjs-store")
         self._conn: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
 
     # Everything below `_` runs in the store thread.
     def _connect(self) -> sqlite3.Connection:
