@@ -204,7 +204,12 @@ def main() -> int:
     parser.add_argument("--bytes", default="32,256", help="update text sizes, comma-separated")
     parser.add_argument("--reps", type=int, default=2)
     parser.add_argument("--out", default=str(REPO / "bench" / "results"))
+    parser.add_argument("--smoke", action="store_true", help="tiny run that proves the harness works (~20 s)")
     args = parser.parse_args()
+    doc_bytes, rooms, store_updates, joins = 1024 * 1024, 2000, 2000, 5
+    if args.smoke:
+        args.members, args.updates, args.bytes, args.reps = 5, 50, "16", 1
+        doc_bytes, rooms, store_updates, joins = 64 * 1024, 50, 100, 2
     assert shutil.which("node") and Y_WEBSOCKET.is_file(), "needs node and tests/js/node_modules (make install)"
     results: dict = {"when": time.strftime("%Y-%m-%d %H:%M:%S"), "members": args.members, "updates": args.updates,
                      "load_before": os.getloadavg(), "relay": []}
@@ -234,14 +239,14 @@ def main() -> int:
         proc, port = start_ours("memory", tmp)
         try:
             url = f"ws://127.0.0.1:{port}/socket"
-            load("fill", url, "big", str(1024 * 1024))
-            results["join"] = load("join", url, "big", "5")
+            load("fill", url, "big", str(doc_bytes))
+            results["join"] = load("join", url, "big", str(joins))
         finally:
             stop(proc)
         # 3. RSS per loaded room, 4. store writes
-        results["rss_small_kib"] = rooms_rss(2000, 0)
-        results["rss_1mib_kib"] = rooms_rss(8, 1024 * 1024)
-        results["store"] = store_writes(tmp, 2000)
+        results["rss_small_kib"] = rooms_rss(rooms, 0)
+        results["rss_1mib_kib"] = rooms_rss(8, doc_bytes)
+        results["store"] = store_writes(tmp, store_updates)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     results["load_after"] = os.getloadavg()
@@ -257,12 +262,13 @@ def main() -> int:
                      f"ours {ours:.0f} / sqlite {sqlite:.0f} vs y-websocket {anchor:.0f}: ratio {ours / anchor:.2f} "
                      f"(sqlite {sqlite / anchor:.2f})", "ratio >= 1.0"))
     join = results["join"]
-    rows.append(("join a 1 MiB room (median of 5)",
+    rows.append((f"join a {doc_bytes // 1024} KiB room (median of {joins})",
                  f"y-protocols {statistics.median(join['yjs_ms']):.1f} ms; JSON reply arrives "
                  f"{statistics.median(join['json_arrival_ms']):.1f} ms (first {join['json_arrival_ms'][0]:.1f}), "
                  f"parsed by Node {statistics.median(join['json_ms']):.1f} ms",
                  "<= 50 ms"))
-    rows.append(("RSS per loaded room", f"empty {results['rss_small_kib']:.0f} KiB, 1 MiB {results['rss_1mib_kib']:.0f} KiB",
+    rows.append(("RSS per loaded room", f"empty {results['rss_small_kib']:.0f} KiB, "
+                 f"{doc_bytes // 1024} KiB doc {results['rss_1mib_kib']:.0f} KiB",
                  "<= 200 KiB (small)"))
     store = results["store"]
     ystore = store.get("pycrdt_store_per_s")
@@ -277,7 +283,7 @@ def main() -> int:
     print(f"load average before {results['load_before']}, after {results['load_after']}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"yjs-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path = out / (f"yjs-{time.strftime('%Y%m%d-%H%M%S')}.json" if not args.smoke else "yjs-smoke.json")
     path.write_text(json.dumps(results, indent=1))
     print(f"result: {path}")
     return 0
