@@ -114,7 +114,7 @@ def test_json_protocol_frames_and_every_bad_input(server):
 
         # y-protocols garbage on the same room
         for n, message in enumerate([b"\x09", b"\x00\x02\x64abc", b"\x00\x02\x03\xff\xff\xff", b"\x01\x05\x01\x01\x01\x01{",
-                                     b"\x00\x07\x00", b"\x00\x02" + b"\xff" * 2100, b""]):
+                                     b"\x00\x07\x00", b"\x00\x02" + b"\xff" * 2100, b"", b"\x00\x00\x03\xff\xff\xff"]):
             ref = str(40 + n)
             push_binary(a, "1", ref, topic, "yjs", message)
             reply = until_reply(a, ref)[0]

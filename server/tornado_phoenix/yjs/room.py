@@ -195,7 +195,9 @@ class Room:
         """Answer a SyncStep1: SyncStep2 (what the client lacks), our SyncStep1, then all awareness."""
         try:
             diff = self.doc.get_update(state_vector)
-        except ValueError:
+        except BaseException as exc:  # pyo3 panics are BaseException
+            if isinstance(exc, (KeyboardInterrupt, SystemExit, asyncio.CancelledError)):
+                raise
             raise RoomError("invalid update") from None
         replies = [codec.sync_step2(diff), codec.sync_step1(self.doc.get_state())]
         awareness = self.full_awareness()
