@@ -315,6 +315,7 @@ class RoomManager:
         self._pending: list[tuple[Room, int, Op]] = []
         self._writer: asyncio.Task | None = None
         self.writes = 0  # store ops committed (bench, tests)
+        self._sweeper: asyncio.TimerHandle | None = None
         self.on_unload: Callable[[Room], None] | None = None
 
     @property
@@ -356,6 +357,21 @@ class RoomManager:
         log.info("room loaded room=%s bytes=%d updates=%d ms=%.1f", room.topic, room.size, len(rows),
                  (time.perf_counter() - started) * 1000)
         self.schedule_unload(room)  # unloads after the TTL unless someone joins
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().call_later(self.sweep_interval, self._sweep)
+
+    @property
+    def sweep_interval(self) -> float:
+        return min(max(self.ttl, 1.0), 30.0)
+
+    def _sweep(self) -> None:
+        """A crashed channel gets no handle_leave: forget such members, so their room can still unload."""
+        self._sweeper = None
+        for room in list(self.rooms.values()):
+            if room.loading is not None and room.loading.done() and not room.closed:
+                room.prune()
+        if self.rooms:
+            self._sweeper = asyncio.get_running_loop().call_later(self.sweep_interval, self._sweep)
 
     def schedule_unload(self, room: Room) -> None:
         if room.closed or room.members:
@@ -416,7 +432,7 @@ class RoomManager:
         while self._pending:
             batch, self._pending = self._pending, []
             try:
-                await self.store.write([op for _, _, op in batch])
+                await self.store.write(_coalesce([op for _, _, op in batch]))
             except Exception as exc:
                 self._pending[:0] = batch
                 rooms = sorted({room.topic for room, _, _ in batch})
@@ -451,5 +467,18 @@ class RoomManager:
         for room in list(self.rooms.values()):
             room.close()
         self.rooms.clear()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        if self._writer is not None and not self._writer.done():
+            self._writer.cancel()  # only a failing store gets here; what it could not write is logged above
         if self._store is not None:
             await self._store.close()
+
+
+def _coalesce(ops: list[Op]) -> list[Op]:
+    """Drop the ops of a room that a later `replace` of the same room in the batch makes redundant."""
+    last_replace = {room: n for n, (kind, room, _) in enumerate(ops) if kind == "replace"}
+    if not last_replace:
+        return ops
+    return [op for n, op in enumerate(ops) if n >= last_replace.get(op[1], -1)]
