@@ -245,6 +245,7 @@ def main() -> int:
             stop(proc)
         # 3. RSS per loaded room, 4. store writes
         results["rss_small_kib"] = rooms_rss(rooms, 0)
+        results["rss_10kib_kib"] = rooms_rss(max(rooms // 4, 10), 10 * 1024)
         results["rss_1mib_kib"] = rooms_rss(8, doc_bytes)
         results["store"] = store_writes(tmp, store_updates)
     finally:
@@ -268,6 +269,7 @@ def main() -> int:
                  f"parsed by Node {statistics.median(join['json_ms']):.1f} ms",
                  "<= 50 ms"))
     rows.append(("RSS per loaded room", f"empty {results['rss_small_kib']:.0f} KiB, "
+                 f"10 KiB doc {results['rss_10kib_kib']:.0f} KiB, "
                  f"{doc_bytes // 1024} KiB doc {results['rss_1mib_kib']:.0f} KiB",
                  "<= 200 KiB (small)"))
     store = results["store"]
