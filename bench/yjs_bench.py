@@ -64,6 +64,11 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def start_ours(store: str, tmp: Path) -> tuple[subprocess.Popen, int]:
     port = free_port()
     env = {**os.environ, "TP_LOG_LEVEL": "warning", "TP_YJS_STORE": store, "PYTHONPATH": str(REPO / "server")}
@@ -227,12 +232,17 @@ def main() -> int:
                         proc, port = start_ours(store, tmp)
                         url = f"ws://127.0.0.1:{port}/socket"
                     try:
+                        cpu_before = cpu_seconds(proc.pid)
                         run = load("relay", "phx" if target.startswith("phx") else "yws", url, str(args.members),
                                    str(args.updates), str(size))
-                        run.update(target=target, rep=rep, server_rss_kib=rss_kib(proc.pid))
+                        cpu = cpu_seconds(proc.pid) - cpu_before  # connects and joins included
+                        run.update(target=target, rep=rep, server_rss_kib=rss_kib(proc.pid), server_cpu_s=cpu,
+                                   server_cpu_ms_per_update=cpu * 1000 / args.updates)
                         results["relay"].append(run)
                         print(f"relay {target:10s} {size:4d} B rep {rep}: {run['updates_per_s']:8.0f} updates/s "
-                              f"({run['deliveries_per_s']:9.0f} deliveries/s) complete={run['complete']}", flush=True)
+                              f"({run['deliveries_per_s']:9.0f} deliveries/s, server CPU "
+                              f"{run['server_cpu_ms_per_update']:.2f} ms/update) complete={run['complete']}",
+                              flush=True)
                     finally:
                         stop(proc)
         # 2. join a 1 MiB room
@@ -256,12 +266,18 @@ def main() -> int:
         runs = [r["updates_per_s"] for r in results["relay"] if r["target"] == target and r["bytes"] == size]
         return statistics.median(runs) if runs else float("nan")
 
+    def median_cpu(target: str, size: int) -> float:
+        runs = [r["server_cpu_ms_per_update"] for r in results["relay"] if r["target"] == target and r["bytes"] == size]
+        return statistics.median(runs) if runs else float("nan")
+
     rows = []
     for size in [int(b) for b in args.bytes.split(",")]:
         ours, anchor, sqlite = median("phx", size), median("yws", size), median("phx-sqlite", size)
         rows.append((f"relay, {args.members} members, {size} B updates (updates/s)",
                      f"ours {ours:.0f} / sqlite {sqlite:.0f} vs y-websocket {anchor:.0f}: ratio {ours / anchor:.2f} "
-                     f"(sqlite {sqlite / anchor:.2f})", "ratio >= 1.0"))
+                     f"(sqlite {sqlite / anchor:.2f}); server CPU ms/update ours {median_cpu('phx', size):.2f} / "
+                     f"sqlite {median_cpu('phx-sqlite', size):.2f} vs y-websocket {median_cpu('yws', size):.2f}",
+                     "ratio >= 1.0"))
     join = results["join"]
     rows.append((f"join a {doc_bytes // 1024} KiB room (median of {joins})",
                  f"y-protocols {statistics.median(join['yjs_ms']):.1f} ms; JSON reply arrives "
