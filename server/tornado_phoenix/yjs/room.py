@@ -156,7 +156,9 @@ class Room:
         if len(update) > limits.max_update_bytes:
             raise RoomError("update too large")
         if self.size + len(update) > limits.max_doc_bytes:
-            raise RoomError("document too large")
+            self.size = len(self.doc.get_update())  # the running estimate only grows: measure before refusing
+            if self.size + len(update) > limits.max_doc_bytes:
+                raise RoomError("document too large")
         self._changes.clear()
         try:
             self.doc.apply_update(update)
