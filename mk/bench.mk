@@ -3,7 +3,7 @@
 
 BENCH_ARGS ?=
 
-.PHONY: bench bench-smoke bench-install
+.PHONY: bench bench-smoke bench-install bench-yjs
 
 bench/node_modules/.installed: bench/package.json bench/package-lock.json
 	@echo "==> installing the load generator's ws from bench/package-lock.json"
@@ -27,3 +27,6 @@ bench-scale: bench-install ## issue 11: fan-out at 10k, 1 process local vs 1 and
 
 bench-cross-node: $(VENV)/.installed ## issue 11: cross-node delivery latency p50/p99 of a small broadcast over Redis
 	$(PY) bench/cross_node.py
+
+bench-yjs: $(VENV)/.installed tests/js/node_modules/.installed ## room:* documents: relay vs the y-websocket server, 1 MiB join, RSS per room, store writes (~3 min)
+	$(PY) bench/yjs_bench.py $(BENCH_ARGS)

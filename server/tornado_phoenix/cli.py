@@ -53,15 +53,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def configure_logging(level: str, worker: int | None = None) -> None:
-    handler = logging.StreamHandler(sys.stdout)
-    tag = "" if worker is None else f"[w{worker}]"
-    handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s %(name)s{tag} %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    # Tornado's access log is one line per HTTP request; ours already says what happened.
-    logging.getLogger("tornado.access").setLevel(logging.ERROR)
+def configure_logging(level: str, fmt: str = "text", protocol_errors: str = "short",
+                      worker: int | None = None) -> None:
+    from .logs import configure
+
+    configure(level, fmt, protocol_errors)
+    if worker is not None:  # a --workers process: its index after the logger name, e.g. tornado_phoenix.pubsub[w2]
+        tag = f"[w{worker}]"
+
+        def add_tag(record: logging.LogRecord) -> bool:
+            if not record.name.endswith(tag):
+                record.name += tag
+            return True
+
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(add_tag)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         except SettingsError as exc:
             print(f"tornado-phoenix: bad setting: {exc}", file=sys.stderr)
             return 2
-        configure_logging(settings.log_level, args.worker_index)
+        configure_logging(settings.log_level, settings.log_format, settings.log_protocol_errors, args.worker_index)
         if args.worker_index is None and settings.worker_count() > 1:
             from .workers import supervise
 

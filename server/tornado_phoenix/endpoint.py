@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from .config import Settings
 from .presence.base import Presence
 from .pubsub.base import PubSub
+from .transport.limits import ConnectionLimits
 
 if TYPE_CHECKING:
     from .channels.router import Router
@@ -45,6 +46,17 @@ class Endpoint:
         self.connections: set[PhoenixWebSocketHandler] = set()
         self.channels = 0
         self.workers: Any = None  # workers.WorkerBoard in a --workers process
+        self.limits = ConnectionLimits(settings.max_connections, settings.max_connections_per_ip)
+        from .yjs.room import RoomManager
+
+        # room:* documents (yjs/); relays go through this endpoint's pubsub, the store opens on first use.
+        self.yjs = RoomManager(
+            pubsub,
+            store=settings.yjs_store,
+            ttl=settings.yjs_room_ttl,
+            max_update_bytes=settings.yjs_max_update_bytes,
+            max_doc_bytes=settings.yjs_max_doc_bytes,
+        )
 
     def channel_joined(self) -> None:
         self.channels += 1

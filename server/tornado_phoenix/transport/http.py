@@ -27,6 +27,7 @@ class HealthHandler(tornado.web.RequestHandler):
             "uptime_s": round(endpoint.uptime(), 3),
             "connections": len(endpoint.connections),
             "channels": endpoint.channels,
+            "limits": endpoint.limits.snapshot(),
             "pubsub": pubsub,
         }
         if endpoint.workers is not None:  # --workers: the sum over the live workers, and each one's state
