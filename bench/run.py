@@ -280,6 +280,10 @@ class ServerProc:
         else:
             cmd = [PYTHON, str(BENCH / "relay.py"), "--port", str(self.port), "--loop", self.target.loop]
         env = {**os.environ, "TP_LOG_LEVEL": self.opts.log_level}
+        # every generator connects from a few loopback addresses: the per-address and total caps (HTTP 429/503)
+        # would refuse most of a 10k room
+        env.setdefault("TP_MAX_CONNECTIONS", "0")
+        env.setdefault("TP_MAX_CONNECTIONS_PER_IP", "0")
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "server"), env.get("PYTHONPATH")]))
         cpu = self.opts.server_cpu
         if self.target.workers:
