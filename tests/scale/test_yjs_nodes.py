@@ -41,3 +41,27 @@ def test_updates_cross_nodes_and_a_late_node_starts_from_the_full_document(make_
         with RawWebSocket(three.port, V2) as c:
             state = join(c, topic)["state"]
             assert text_of(state) == "hello world"
+
+
+def test_updates_made_during_a_redis_outage_reach_the_other_node_after_it(redis, make_node):
+    from .conftest import connected, wait_for
+
+    one = make_node(env={"TP_YJS_STORE": "memory"})
+    two = make_node(env={"TP_YJS_STORE": "memory"})
+    topic = "room:outage"
+    with RawWebSocket(one.port, V2) as a, RawWebSocket(two.port, V2) as b:
+        join(a, topic)
+        join(b, topic)
+        redis.stop()
+        wait_for(lambda: not connected(one) and not connected(two), "both nodes to notice the outage")
+        doc, during = update_of("written during the outage")
+        send(a, "1", "2", topic, "update", {"data": list(during)})
+        until_reply(a, "2")  # accepted by node 1 while Redis is down
+        redis.start()
+        wait_for(lambda: connected(one) and connected(two), "both nodes back on Redis", timeout=20)
+        # node 2's copy asked node 1's for what it missed; its member gets it as an update
+        frame = recv_app(b, 15)
+        assert frame[3] == "update"
+        got = Doc()
+        got.apply_update(bytes(frame[4]["data"]))
+        assert str(got.get("text", type=Text)) == "written during the outage"

@@ -49,6 +49,7 @@ _KIND_UPDATE, _KIND_AWARENESS = 0, 1
 # Across nodes (TP_PUBSUB=redis://): a node that loads a room asks the other copies for what it lacks
 # (SYNC_REQ, data = its state vector); every copy answers with the missing part (SYNC_ANSWER, data = update).
 _KIND_SYNC_REQ, _KIND_SYNC_ANSWER = 2, 3
+_ASK_BACK = 1  # in a SYNC_REQ's member id field: "and ask me for what you lack" (after an outage)
 PEER_SYNC_WAIT = 0.5  # seconds a loading room waits for the first answer when other nodes are up
 _RELAY_EVENT = "yjs_relay"
 
@@ -232,7 +233,7 @@ class Room:
         kind, node, member_id, data = payload[0], payload[1:9], int.from_bytes(payload[9:17], "big"), payload[17:]
         if kind in (_KIND_SYNC_REQ, _KIND_SYNC_ANSWER):
             if node != self.manager.node_id:
-                self._peer_sync(kind, data)
+                self._peer_sync(kind, data, ask_back=member_id == _ASK_BACK)
             return
         if node != self.manager.node_id:
             member_id = -1
@@ -251,11 +252,14 @@ class Room:
                 return
         self.fan_out(kind, data, member_id)
 
-    def _peer_sync(self, kind: int, data: bytes) -> None:
-        """Another node's copy of this room asks for what it lacks, or answers such a request."""
+    def _peer_sync(self, kind: int, data: bytes, ask_back: bool = False) -> None:
+        """Another node's copy of this room asks for what it lacks (and, after an outage, for what we lack:
+        `ask_back`), or answers such a request."""
         try:
             if kind == _KIND_SYNC_REQ:
                 self._relay(_KIND_SYNC_ANSWER, self.doc.get_update(data), 0)
+                if ask_back:
+                    self._relay(_KIND_SYNC_REQ, self.doc.get_state(), 0)
                 return
             self._changes.clear()
             self.doc.apply_update(data)
@@ -349,6 +353,9 @@ class RoomManager:
         self.writes = 0  # store ops committed (bench, tests)
         self._sweeper: asyncio.TimerHandle | None = None
         self.on_unload: Callable[[Room], None] | None = None
+        on_connect = getattr(pubsub, "on_connect", None)  # RedisPubSub: after every (re)connection
+        if on_connect is not None:
+            on_connect(self._resync)
 
     @property
     def store(self) -> Store:
@@ -400,6 +407,12 @@ class RoomManager:
         self.schedule_unload(room)  # unloads after the TTL unless someone joins
         if self._sweeper is None:
             self._sweeper = asyncio.get_running_loop().call_later(self.sweep_interval, self._sweep)
+
+    def _resync(self) -> None:
+        """Back on Redis: every loaded room asks the other nodes' copies for what it missed meanwhile."""
+        for room in list(self.rooms.values()):
+            if room.loading is not None and room.loading.done() and not room.closed:
+                room._relay(_KIND_SYNC_REQ, room.doc.get_state(), _ASK_BACK)
 
     @property
     def sweep_interval(self) -> float:
