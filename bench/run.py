@@ -775,8 +775,12 @@ async def amain(opts: argparse.Namespace) -> dict[str, Any]:
     if not (BENCH / "node_modules" / "ws").is_dir():
         raise SystemExit("bench: run `npm ci` in bench/ first (make bench does)")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if max(opts.sizes) + 100 > hard:
-        raise SystemExit(f"bench: {max(opts.sizes)} members need more than the {hard} descriptors a process may hold")
+    for key in opts.targets:  # with --workers the members spread over the workers (by hash: keep a margin)
+        workers = TARGETS[key].workers
+        per_process = max(opts.sizes) if workers <= 1 else math.ceil(max(opts.sizes) / workers * 1.2)
+        if per_process + 100 > hard:
+            raise SystemExit(f"bench: {max(opts.sizes)} members need more than the {hard} descriptors a process "
+                             f"may hold (target {key}; use more workers)")
     opts.out.mkdir(parents=True, exist_ok=True)
     logdir = opts.out / "logs.tmp"
     logdir.mkdir(exist_ok=True)

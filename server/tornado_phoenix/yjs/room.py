@@ -3,8 +3,9 @@
 `RoomManager.get("room:notes")` loads the room from the store once (every concurrent joiner awaits the
 same load; nobody sees the document before it is complete). Members apply updates and awareness through
 the room; every change goes out through the endpoint's pubsub on the internal topic `yjs:<topic>`, to
-which every loaded copy of the room subscribes (on this node today; on every node once a Redis pubsub
-sits behind the same interface). Each copy then sends it to its own members, each in its protocol:
+which every loaded copy of the room subscribes, on this node and, with TP_PUBSUB=redis://, on every node
+(a copy loading while other nodes are up first asks them for what its store lacks: SYNC_REQ/SYNC_ANSWER).
+Each copy then sends it to its own members, each in its protocol:
 
     y-protocols member:  [null,null,"room:notes","yjs",<binary [0,2,update] | [1,awareness]>]   (V2 kind 2)
     JSON member:         [null,null,"room:notes","update",{"data":[1,2,...]}]
