@@ -98,6 +98,7 @@ class RedisPubSub:
         # envelopes came back for canary_timeout s (Centrifuge's probe publish).
         self.canary_timeout = canary_timeout
         self._last_heard = time.monotonic()
+        self._ping = jsoncodec.dumps({"k": "ping", "n": self.node_id})
         self._peers_seen: dict[str, float] = {}  # other node id -> when we last heard from it
         self.node_id = node_id or new_node_id()
         self.channel = f"tp:{namespace}"
@@ -242,18 +243,24 @@ class RedisPubSub:
                 for callback in self._on_connect:
                     callback()
                 self._last_heard = last_ping = time.monotonic()
+                unanswered: float | None = None  # when a ping went out that we have not heard anything since
                 while True:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
                     if message is not None and message.get("type") == "message":
                         self._last_heard = time.monotonic()
+                        unanswered = None
                         self._dispatch(message["data"])
                     now = time.monotonic()
                     if now - last_ping >= self.canary_timeout / 4:
-                        last_ping = now
-                        self.send("ping", {})
-                    if now - self._last_heard > self.canary_timeout:
-                        raise ConnectionError(f"nothing received, not even our own pings, for "
-                                              f"{self.canary_timeout:.0f} s")
+                        # Published from this loop and timed after PUBLISH returned, so a starved event loop
+                        # (a busy machine) delays the ping and its reading alike instead of looking like Redis.
+                        await self._client.publish(self.channel, self._ping)
+                        last_ping = time.monotonic()
+                        if unanswered is None:
+                            unanswered = last_ping
+                    if unanswered is not None and now - unanswered > self.canary_timeout:
+                        raise ConnectionError(f"nothing received, not even our own ping, for "
+                                              f"{now - unanswered:.0f} s")
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
