@@ -98,10 +98,10 @@ class RedisPubSub:
         # envelopes came back for canary_timeout s (Centrifuge's probe publish).
         self.canary_timeout = canary_timeout
         self._last_heard = time.monotonic()
-        self._ping = jsoncodec.dumps({"k": "ping", "n": self.node_id})
         self._peers_seen: dict[str, float] = {}  # other node id -> when we last heard from it
         self.node_id = node_id or new_node_id()
         self.channel = f"tp:{namespace}"
+        self._ping = jsoncodec.dumps({"k": "ping", "n": self.node_id})
         self.local = LocalPubSub()
         self.connected = False
         self.lost = 0  # envelopes that could not be published (Redis down): at-most-once
