@@ -55,7 +55,7 @@ PLAYBOOK = $(ANSIBLE_ENV) $(BIN)/ansible-playbook -i $(INVENTORY) --limit '$(LIM
 # changed host key, failed verification): scripts/deploy_result.py. $(1) = action, $(2) = command.
 define run_with_result
 	@$(PY) scripts/deploy_result.py --action $(1) --host '$(RESULT_HOST)' --port '$(SSH_PORT)' --user '$(SSH_USER)' \
-	  --results $(RESULTS) --log $(RESULTS)/$(1).log $(3) -- $(2)
+	  --results $(RESULTS) --log $(RESULTS)/$(1).log $(3) -- env $(2)
 endef
 
 .PHONY: deploy verify reboot-check status logs rollback remove rebuild e2e deploy-inventory deploy-preflight
