@@ -53,7 +53,8 @@ def timings():
     print("\ne2e timings (s): " + ", ".join(f"{k}={v}" for k, v in t.items()))
 
 
-def make(vm, timings: Timings, phase: str, target: str, *variables: str, check: bool = True) -> str:
+def make(vm, timings: Timings, phase: str, target: str, *variables: str, check: bool = True,
+         extra_env: dict[str, str] | None = None) -> str:
     """Run `make TARGET` against the sandbox VM; return the output without colours."""
     argv = [
         "make", "--no-print-directory", "-C", str(REPO), target, *user_args(vm), "ANSIBLE_COLOR=0", *variables,
@@ -61,7 +62,7 @@ def make(vm, timings: Timings, phase: str, target: str, *variables: str, check: 
     print(f"\n=== {phase}: {' '.join(argv)}", flush=True)
     t0 = time.monotonic()
     # profile_tasks: every task's duration in the phase logs (tests/artifacts/e2e-*.log).
-    env = {**os.environ, "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks"}
+    env = {**os.environ, "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks", **(extra_env or {})}
     proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=MAKE_TIMEOUT,
                           env=env)
     timings[phase] = round(time.monotonic() - t0, 1)
@@ -158,7 +159,11 @@ def test_deploy_lifecycle_on_a_fresh_vps(sandbox_vm, base_image, timings):
     assert other_key.returncode == 0
     other_pub = (vm.state_dir / "other.pub").read_text().split()[:2]
     known_hosts.write_text(f"[{addr}]:{vm.ssh_port} {' '.join(other_pub)}\n")
-    out = make(vm, timings, "status_host_key_changed", "status", check=False)
+    # A fresh SSH control socket: a live ControlMaster from the previous phase would skip the host key check.
+    control_dir = vm.state_dir / "cp-host-key"
+    control_dir.mkdir(exist_ok=True)
+    out = make(vm, timings, "status_host_key_changed", "status", check=False,
+               extra_env={"ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_dir)})
     assert result_line(out).startswith(
         f"result: the host key of {addr} changed: if you rebuilt the VPS, run ssh-keygen -R '[{addr}]:{vm.ssh_port}'")
     known_hosts.write_text(saved_known_hosts)
