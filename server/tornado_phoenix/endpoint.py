@@ -9,7 +9,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .auth import Authenticator
 from .config import Settings
+from .metrics import Metrics
 from .presence.base import Presence
 from .pubsub.base import PubSub
 
@@ -35,15 +37,26 @@ class Endpoint:
         pubsub: PubSub,
         presence: Presence,
         connect: Callable[[dict[str, Any]], dict[str, Any] | None] = accept_all,
+        *,
+        auth: Authenticator | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.connect = connect
+        self.auth = auth or Authenticator(settings)  # raises AuthError on a configuration that cannot work
+        self.metrics = metrics or Metrics()
+        self.metrics.endpoint = self
         self.router = router
         self.pubsub = pubsub
         self.presence = presence
         self.started = time.monotonic()
         self.connections: set[PhoenixWebSocketHandler] = set()
         self.channels = 0
+
+    def auth_refused(self, reason: str) -> None:
+        self.metrics.connects.labels("refused").inc()
+        if self.auth.enabled:
+            self.metrics.auth_failures.labels(reason).inc()
 
     def channel_joined(self) -> None:
         self.channels += 1

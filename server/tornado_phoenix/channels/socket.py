@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..auth import UNAUTHORIZED
 from ..protocol.errors import EncodeError
 from ..protocol.messages import (
     HEARTBEAT,
@@ -75,7 +76,11 @@ class PhoenixSocket:
     # ---- sending --------------------------------------------------------------------------------------
 
     def send(self, message: Outgoing) -> None:
-        self.transport.send(self.serializer.encode(message))
+        frame = self.serializer.encode(message)
+        metrics = self.endpoint.metrics
+        metrics.messages_out += 1
+        metrics.bytes_out += len(frame.data)
+        self.transport.send(frame)
 
     def write_frame(self, frame: Frame) -> None:
         """PubSub fan-out entry point: the frame is already encoded for this socket's serializer."""
@@ -119,13 +124,24 @@ class PhoenixSocket:
         if previous is not None:
             # Duplicate join: the old instance goes first, its phx_close follows the new join's reply.
             self._remove(previous, "duplicate_join")
-        channel_class = self.endpoint.router.match(topic)
+        endpoint = self.endpoint
+        channel_class = endpoint.router.match(topic)
+        joins = endpoint.metrics.joins
         if channel_class is None:
             log.warning("conn=%s join refused topic=%r reason=unmatched topic", self.id, topic)
+            joins.labels("-", "unmatched").inc()
             self._reply(None, message, "error", _UNMATCHED)
             return
-        if len(self.channels) >= self.endpoint.settings.max_channels:
+        pattern = endpoint.router.pattern_of(topic)
+        if not endpoint.auth.may_join(self.assigns, topic):
+            log.warning("conn=%s join refused topic=%s reason=unauthorized (token's channels/faults claims)",
+                        self.id, topic)
+            joins.labels(pattern, "unauthorized").inc()
+            self._reply(message.join_ref, message, "error", UNAUTHORIZED)
+            return
+        if len(self.channels) >= endpoint.settings.max_channels:
             log.warning("conn=%s join refused topic=%s reason=too many channels joined", self.id, topic)
+            joins.labels(pattern, "too_many_channels").inc()
             self._reply(message.join_ref, message, "error", {"reason": "too many channels joined"})
             return
         channel = channel_class(self, topic, message.join_ref)
@@ -135,6 +151,7 @@ class PhoenixSocket:
                 raise TypeError(f"{channel_class.__name__}.join must return ok(...) or error(...), got {result!r}")
         except Exception:
             log.exception("conn=%s join crashed topic=%s channel=%s", self.id, topic, channel_class.__name__)
+            joins.labels(pattern, "crashed").inc()
             channel.alive = False
             self._reply(message.join_ref, message, "error", {"reason": "join crashed"})
         else:
@@ -144,6 +161,7 @@ class PhoenixSocket:
                 self.endpoint.pubsub.subscribe(topic, self)
             else:
                 channel.alive = False
+            joins.labels(pattern, result.status).inc()
             log.info(
                 "conn=%s join topic=%s channel=%s join_ref=%s status=%s",
                 self.id, topic, channel_class.__name__, message.join_ref, result.status,

@@ -8,6 +8,7 @@ close codes for bad input (1011, 1007). Everything Phoenix-specific happens in c
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,6 +18,7 @@ import tornado.websocket
 from tornado.ioloop import IOLoop
 from tornado.websocket import _WebSocketParams
 
+from .. import auth
 from ..channels.socket import PhoenixSocket
 from ..endpoint import Endpoint
 from ..protocol.errors import CloseCode, ProtocolError
@@ -43,6 +45,8 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         self._params: dict[str, str] = {}
         self._assigns: dict[str, Any] = {}
         self._silent_until = 0.0  # fault:* silence (see silence())
+        self._bearer = False
+        self._expiry_timer: Any = None
 
     # ---- handshake ------------------------------------------------------------------------------------
 
@@ -63,11 +67,15 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
             return
         params = {key: values[-1].decode("utf-8", "replace")
                   for key, values in self.request.query_arguments.items() if key != "vsn"}
-        assigns = self.endpoint.connect(params)
-        if assigns is None:
-            log.warning("refused upgrade from %s: connect refused params=%s", self._peer(), ",".join(sorted(params)))
+        protocols = self.request.headers.get("Sec-WebSocket-Protocol")
+        assigns = self.endpoint.auth.connect(params, protocols, self.endpoint.connect)
+        if isinstance(assigns, auth.Refused):
+            self.endpoint.auth_refused(assigns.reason)
+            log.warning("refused upgrade from %s: %s (auth=%s) params=%s", self._peer(), assigns.reason,
+                        self.endpoint.auth.mode, ",".join(sorted(params)) or "-")
             self._empty(403)
             return
+        self._bearer = protocols is not None and auth.AUTH_TOKEN_PREFIX in protocols
         self.serializer = serializer
         self._params = params
         self._assigns = assigns
@@ -96,7 +104,11 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
                    for entry in allowed)
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
-        return None  # Phoenix 1.7 ignores offered subprotocols and answers none
+        # Phoenix 1.7 ignores offered subprotocols and answers none; a phoenix.js 1.8 authToken handshake
+        # offers ["phoenix", "base64url.bearer.phx.<token>"] and is answered "phoenix" (ws rejects no answer).
+        if self._bearer and "phoenix" in subprotocols:
+            return "phoenix"
+        return None
 
     def get_compression_options(self) -> dict[str, Any] | None:
         return None  # compress: false, as Phoenix's default
@@ -123,6 +135,10 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         loop = IOLoop.current()
         self._opened_at = self._last_seen = loop.time()
         self._idle_timer = loop.call_later(self.settings_.idle_timeout, self._check_idle)
+        expires_at = self._assigns.get(auth.EXPIRES_AT)
+        if expires_at is not None:
+            self._expiry_timer = loop.call_later(max(0.0, expires_at - time.time()), self._token_expired)
+        self.endpoint.metrics.connects.labels("ok").inc()
         log.info("conn=%s connect peer=%s vsn=%s params=%s", self.phx.id, self.phx.peer,
                  self.serializer.vsn, ",".join(sorted(params)) or "-")
 
@@ -130,6 +146,9 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         if self.rejected or self.phx is None:
             return
         self._last_seen = now = IOLoop.current().time()
+        metrics = self.endpoint.metrics
+        metrics.messages_in += 1
+        metrics.bytes_in += len(message)
         if now < self._silent_until:
             return  # fault:* silence: dropped unread, as a network partition would lose it
         try:
@@ -158,6 +177,7 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         self.rejected = True
         conn = self.phx.id if self.phx else "-"
         log.warning("conn=%s rejected frame, closing with %d: %s", conn, code, reason)
+        self.endpoint.metrics.rejected.labels(_reason_label(code)).inc()
         self.close(code)
 
     def _check_idle(self) -> None:
@@ -173,10 +193,29 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         else:
             self._idle_timer = loop.call_later(timeout - idle, self._check_idle)
 
+    def _token_expired(self) -> None:
+        self._expiry_timer = None
+        if not self.rejected and self.phx is not None:
+            self.rejected = True
+            log.info("conn=%s token expired, closing with 4001", self.phx.id)
+            self.close(4001, "token expired")
+
+    def pending_bytes(self) -> int:
+        """Bytes queued on this connection's stream, not yet taken by the kernel."""
+        stream = self._protocol.stream if self._protocol is not None else None
+        if stream is None:
+            return 0
+        return stream._total_write_index - stream._total_write_done_index
+
     def on_close(self) -> None:
         if self._idle_timer is not None:
             IOLoop.current().remove_timeout(self._idle_timer)
             self._idle_timer = None
+        if self._expiry_timer is not None:
+            IOLoop.current().remove_timeout(self._expiry_timer)
+            self._expiry_timer = None
+        if self.phx is not None:
+            self.endpoint.metrics.closes.labels(str(self.close_code)).inc()
         self.endpoint.connections.discard(self)
         if self.phx is not None:
             phx, self.phx = self.phx, None
@@ -230,6 +269,13 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         log.error("unexpected error in the WebSocket handler", exc_info=(typ, value, tb))
+
+
+def _reason_label(code: int) -> str:
+    try:
+        return CloseCode(code).name.lower()
+    except ValueError:
+        return str(code)
 
 
 class _Muted:
