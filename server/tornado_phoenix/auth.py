@@ -211,8 +211,9 @@ class Authenticator:
             faults_token = params.get("faults_token")
             if faults_token and self._faults_token and hmac.compare_digest(faults_token.encode(), self._faults_token):
                 assigns["faults"] = True
-        public = {k: v for k, v in params.items() if k != self.param and k != "faults_token"}
-        extra = hook(public)
+            # the hook (make_app(connect=...)) never sees the secrets
+            params = {k: v for k, v in params.items() if k != self.param and k != "faults_token"}
+        extra = hook(params)
         if extra is None:
             return Refused("connect refused")
         assigns.update(extra)
