@@ -16,6 +16,7 @@ module owns (Yjs rooms, documents...) register a callback with `add_gauge`; it i
 from __future__ import annotations
 
 import os
+from bisect import bisect_left
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -86,9 +87,27 @@ class Metrics:
         self.messages_out = 0
         self.bytes_out = 0
         self.broadcasts = 0
+        # fan-out sizes tallied per bucket (a bisect and two int adds per broadcast), folded in at flush
+        self._fanout_counts = [0] * (len(FANOUT_BUCKETS) + 1)
+        self._fanout_sum = 0
         self._flushed = [0, 0, 0, 0, 0]
+        self._join_children: dict[tuple[str, str], Counter] = {}
         self._gauges: list[tuple[Gauge, Callable[[], float]]] = []
         self.endpoint: Endpoint | None = None
+
+    def broadcast(self, delivered: int, size: int) -> None:
+        """One broadcast reached `delivered` subscribers with frames of `size` bytes (called once per broadcast)."""
+        self.broadcasts += 1
+        self.messages_out += delivered
+        self.bytes_out += delivered * size
+        self._fanout_counts[bisect_left(FANOUT_BUCKETS, delivered)] += 1
+        self._fanout_sum += delivered
+
+    def joined(self, pattern: str, result: str) -> None:
+        child = self._join_children.get((pattern, result))
+        if child is None:  # labels() takes a lock and builds a key: once per (pattern, result) only
+            child = self._join_children[(pattern, result)] = self.joins.labels(pattern, result)
+        child.inc()
 
     def add_gauge(self, name: str, help: str, callback: Callable[[], float]) -> None:
         """A gauge whose value another module owns, read at each flush (e.g. Yjs rooms: `yjs_rooms`)."""
@@ -104,6 +123,15 @@ class Metrics:
             if now > before:
                 counter.inc(now - before)
         self._flushed = list(current)
+        counts, self._fanout_counts = self._fanout_counts, [0] * len(self._fanout_counts)
+        total, self._fanout_sum = self._fanout_sum, 0
+        if total or any(counts):
+            # prometheus_client's Histogram has no bulk observe; its bucket and sum values are its documented
+            # building blocks (ValueClass, mmap-backed in multi-process mode), so add to them directly.
+            for index, count in enumerate(counts):
+                if count:
+                    self.fanout._buckets[index].inc(count)
+            self.fanout._sum.inc(total)
         endpoint = self.endpoint
         if endpoint is not None:
             self.connections_gauge.set(len(endpoint.connections))

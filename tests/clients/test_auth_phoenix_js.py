@@ -11,8 +11,11 @@ import time
 import jwt
 import pytest
 
-from tests.clients.test_phoenix_js import JS_DIR, NODE_TIMEOUT, SCENARIOS, _explain, _parse_result, node_clients  # noqa: F401
+from tests.clients import test_phoenix_js as pj
+from tests.clients.test_phoenix_js import JS_DIR, NODE_TIMEOUT, SCENARIOS, _explain, _parse_result
 from tests.support.live_server import LiveServer
+
+node_clients = pj.node_clients  # the same session fixture (node + tests/js/node_modules installed)
 
 pytestmark = pytest.mark.clients
 

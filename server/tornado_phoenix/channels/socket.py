@@ -126,22 +126,22 @@ class PhoenixSocket:
             self._remove(previous, "duplicate_join")
         endpoint = self.endpoint
         channel_class = endpoint.router.match(topic)
-        joins = endpoint.metrics.joins
+        joined = endpoint.metrics.joined
         if channel_class is None:
             log.warning("conn=%s join refused topic=%r reason=unmatched topic", self.id, topic)
-            joins.labels("-", "unmatched").inc()
+            joined("-", "unmatched")
             self._reply(None, message, "error", _UNMATCHED)
             return
         pattern = endpoint.router.pattern_of(topic)
         if not endpoint.auth.may_join(self.assigns, topic):
             log.warning("conn=%s join refused topic=%s reason=unauthorized (token's channels/faults claims)",
                         self.id, topic)
-            joins.labels(pattern, "unauthorized").inc()
+            joined(pattern, "unauthorized")
             self._reply(message.join_ref, message, "error", UNAUTHORIZED)
             return
         if len(self.channels) >= endpoint.settings.max_channels:
             log.warning("conn=%s join refused topic=%s reason=too many channels joined", self.id, topic)
-            joins.labels(pattern, "too_many_channels").inc()
+            joined(pattern, "too_many_channels")
             self._reply(message.join_ref, message, "error", {"reason": "too many channels joined"})
             return
         channel = channel_class(self, topic, message.join_ref)
@@ -151,7 +151,7 @@ class PhoenixSocket:
                 raise TypeError(f"{channel_class.__name__}.join must return ok(...) or error(...), got {result!r}")
         except Exception:
             log.exception("conn=%s join crashed topic=%s channel=%s", self.id, topic, channel_class.__name__)
-            joins.labels(pattern, "crashed").inc()
+            joined(pattern, "crashed")
             channel.alive = False
             self._reply(message.join_ref, message, "error", {"reason": "join crashed"})
         else:
@@ -161,7 +161,7 @@ class PhoenixSocket:
                 self.endpoint.pubsub.subscribe(topic, self)
             else:
                 channel.alive = False
-            joins.labels(pattern, result.status).inc()
+            joined(pattern, result.status)
             log.info(
                 "conn=%s join topic=%s channel=%s join_ref=%s status=%s",
                 self.id, topic, channel_class.__name__, message.join_ref, result.status,

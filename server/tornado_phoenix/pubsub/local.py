@@ -50,9 +50,6 @@ class LocalPubSub:
             delivered += 1
         metrics = self.metrics
         if metrics is not None:
-            metrics.broadcasts += 1
-            metrics.messages_out += delivered
-            # bytes: exact with one serializer in the room (the usual case), else the largest frame's size
-            metrics.bytes_out += delivered * max(len(frame.data) for frame in frames.values()) if frames else 0
-            metrics.fanout.observe(delivered)
+            # bytes: exact with one serializer in the room (the usual case), else counted at the largest frame
+            metrics.broadcast(delivered, max(len(frame.data) for frame in frames.values()) if frames else 0)
         return delivered
