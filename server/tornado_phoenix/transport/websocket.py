@@ -75,7 +75,8 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
                         self.endpoint.auth.mode, ",".join(sorted(params)) or "-")
             self._empty(403)
             return
-        self._bearer = protocols is not None and auth.AUTH_TOKEN_PREFIX in protocols
+        # auth off: 1.7.24 answers no subprotocol; auth on: 1.8's auth_token answers "phoenix" (research 1.4)
+        self._bearer = self.endpoint.auth.enabled and protocols is not None and auth.AUTH_TOKEN_PREFIX in protocols
         self.serializer = serializer
         self._params = params
         self._assigns = assigns
@@ -104,8 +105,9 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
                    for entry in allowed)
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
-        # Phoenix 1.7 ignores offered subprotocols and answers none; a phoenix.js 1.8 authToken handshake
-        # offers ["phoenix", "base64url.bearer.phx.<token>"] and is answered "phoenix" (ws rejects no answer).
+        # Phoenix 1.7 ignores offered subprotocols and answers none; with TP_AUTH on, a phoenix.js 1.8 authToken
+        # handshake (["phoenix", "base64url.bearer.phx.<token>"]) is answered "phoenix" like Phoenix 1.8's
+        # auth_token: true (the ws client rejects a handshake that answers none).
         if self._bearer and "phoenix" in subprotocols:
             return "phoenix"
         return None
