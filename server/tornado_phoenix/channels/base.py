@@ -13,6 +13,15 @@ A channel instance lives for one join of one topic on one socket. Callbacks are 
 
 Raising from a callback crashes only this channel: the client gets `phx_error` for this join, exactly as
 when a Phoenix channel process crashes. The rest of the socket keeps working.
+
+Any callback may be `async def` (e.g. a join that loads state from a store): the socket awaits it and
+handles its next message only after it returned, so one socket's messages stay in order; other sockets
+are not delayed.
+
+    class DocChannel(Channel):
+        async def join(self, payload):
+            self.doc = await load(self.topic)   # the join reply goes out when this returns
+            return ok({"size": len(self.doc)})
 """
 
 from __future__ import annotations
@@ -132,8 +141,10 @@ class Channel:
         self.socket.send(ReplyMessage(ref.join_ref, ref.ref, ref.topic, reply.status, reply.response))
 
     def call_later(self, delay: float, callback: Callable[[], Any]) -> None:
-        """Run `callback` after `delay` seconds if this channel is still joined; a raise crashes it."""
-        self.socket.call_later(delay, lambda: self.socket.run_guarded(self, callback))
+        """Run `callback` after `delay` seconds if this channel is still joined; a raise crashes it.
+
+        An async callback runs as its own task (it does not hold up the socket's messages)."""
+        self.socket.call_later(delay, lambda: self.socket.run_guarded(self, callback, in_order=False))
 
 
 def _check_payload(payload: Any, what: str) -> None:
