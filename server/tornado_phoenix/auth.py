@@ -237,7 +237,7 @@ class Authenticator:
         if channels is not None and not (isinstance(channels, list) and all(isinstance(c, str) for c in channels)):
             return Refused("bad channels claim (a list of topic patterns)")
         if self.enforce_expiry:
-            claims[EXPIRES_AT] = float(claims["exp"])
+            claims[EXPIRES_AT] = float(claims["exp"]) + self._options["leeway"]  # the same leeway as at connect
         return claims
 
     # ---- join -----------------------------------------------------------------------------------------

@@ -123,3 +123,26 @@ def _try_scrape(port):
         return scrape(port)
     except (urllib.error.URLError, OSError):
         return None
+
+
+def test_multiprocess_dir_is_honoured(tmp_path):
+    """With PROMETHEUS_MULTIPROC_DIR set (as a unit file would), values live in that directory's files and the
+    scrape aggregates them; the fan-out histogram's bulk flush works on the mmap-backed values too."""
+    s = LiveServer(env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}).start()
+    try:
+        members = [RawWebSocket(s.port) for _ in range(2)]
+        for ws in members:
+            send(ws, "1", "1", "bench:mp", "phx_join", {})
+            assert json.loads(ws.recv_text())[4]["status"] == "ok"
+        send(members[0], "1", "2", "bench:mp", "shout", {})
+        for ws in members:
+            assert json.loads(ws.recv_text())[3] == "shout"
+        samples = scrape(s.port)
+        assert value(samples, "tornado_phoenix_joins_total", pattern="bench:*", result="ok") == 2
+        assert value(samples, "tornado_phoenix_broadcast_fanout_sum") == 2
+        assert value(samples, "tornado_phoenix_connections") == 2
+        assert list(tmp_path.glob("*.db")), "no multi-process value files written"
+        for ws in members:
+            ws.close()
+    finally:
+        s.stop()
