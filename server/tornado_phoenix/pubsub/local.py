@@ -50,6 +50,6 @@ class LocalPubSub:
             delivered += 1
         metrics = self.metrics
         if metrics is not None:
-            # bytes: exact with one serializer in the room (the usual case), else counted at the largest frame
-            metrics.broadcast(delivered, max(len(frame.data) for frame in frames.values()) if frames else 0)
+            # bytes: exact with one serializer in the room (the usual case), else counted at the last frame's size
+            metrics.broadcast(delivered, len(frame.data) if delivered else 0)
         return delivered
