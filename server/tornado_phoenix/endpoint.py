@@ -14,6 +14,7 @@ from .config import Settings
 from .metrics import Metrics
 from .presence.base import Presence
 from .pubsub.base import PubSub
+from .transport.limits import ConnectionLimits
 
 if TYPE_CHECKING:
     from .channels.router import Router
@@ -52,6 +53,17 @@ class Endpoint:
         self.started = time.monotonic()
         self.connections: set[PhoenixWebSocketHandler] = set()
         self.channels = 0
+        self.limits = ConnectionLimits(settings.max_connections, settings.max_connections_per_ip)
+        from .yjs.room import RoomManager
+
+        # room:* documents (yjs/); relays go through this endpoint's pubsub, the store opens on first use.
+        self.yjs = RoomManager(
+            pubsub,
+            store=settings.yjs_store,
+            ttl=settings.yjs_room_ttl,
+            max_update_bytes=settings.yjs_max_update_bytes,
+            max_doc_bytes=settings.yjs_max_doc_bytes,
+        )
 
     def auth_refused(self, reason: str) -> None:
         self.metrics.connects.labels("refused").inc()
