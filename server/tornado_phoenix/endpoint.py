@@ -64,6 +64,12 @@ class Endpoint:
             max_update_bytes=settings.yjs_max_update_bytes,
             max_doc_bytes=settings.yjs_max_doc_bytes,
         )
+        rooms = self.yjs.rooms
+        self.metrics.add_gauge("yjs_rooms", "room:* documents loaded in memory", lambda: len(rooms))
+        self.metrics.add_gauge("yjs_room_members", "members of the loaded room:* documents",
+                               lambda: sum(len(room.members) for room in list(rooms.values())))
+        self.metrics.add_gauge("yjs_document_bytes", "encoded size of the loaded room:* documents (upper bound)",
+                               lambda: sum(room.size for room in list(rooms.values())))
 
     def auth_refused(self, reason: str) -> None:
         self.metrics.connects.labels("refused").inc()

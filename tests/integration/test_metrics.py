@@ -146,3 +146,16 @@ def test_multiprocess_dir_is_honoured(tmp_path):
             ws.close()
     finally:
         s.stop()
+
+
+def test_yjs_room_gauges(tmp_path):
+    s = LiveServer(env={"TP_YJS_STORE": "memory"}).start()
+    try:
+        with RawWebSocket(s.port) as ws:
+            send(ws, "1", "1", "room:metrics", "phx_join", {"user_id": "m"})
+            assert json.loads(ws.recv_text())[4]["status"] == "ok"
+            samples = wait_until(lambda: (x := scrape(s.port)) and value(x, "tornado_phoenix_yjs_rooms") == 1 and x)
+            assert value(samples, "tornado_phoenix_yjs_room_members") == 1
+            assert value(samples, "tornado_phoenix_joins_total", pattern="room:*", result="ok") == 1
+    finally:
+        s.stop()
