@@ -12,10 +12,12 @@ from .channels.base import Channel
 from .channels.bench import BenchChannel
 from .channels.echo import EchoChannel
 from .channels.fault import FaultChannel
+from .channels.room import RoomChannel
 from .channels.router import Router
 from .channels.test import TestChannel
 from .config import Settings
 from .endpoint import Endpoint, accept_all
+from .metrics import MetricsHandler
 from .presence.base import Presence
 from .presence.local import LocalPresence
 from .pubsub.base import PubSub
@@ -29,7 +31,7 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"  # the browser console (
 
 
 def default_router(*, faults: bool = True) -> Router:
-    """The built-in channels. `room:*` is reserved for collaborative Yjs documents (not routed yet).
+    """The built-in channels; `room:*` serves collaborative Yjs documents (channels/room.py, yjs/).
 
     `fault:*` lets any client that can reach the server make it misbehave towards that client; turn it off
     (TP_FAULTS=off) on a server that is not only for testing clients.
@@ -38,6 +40,7 @@ def default_router(*, faults: bool = True) -> Router:
         ("echo:*", EchoChannel),
         ("test:*", TestChannel),
         ("bench:*", BenchChannel),
+        ("room:*", RoomChannel),
     ]
     if faults:
         routes.append(("fault:*", FaultChannel))
@@ -60,11 +63,17 @@ def make_app(
         presence or LocalPresence(pubsub),
         connect or accept_all,
     )
+    if getattr(pubsub, "metrics", False) is None:
+        pubsub.metrics = endpoint.metrics  # type: ignore[attr-defined]  # broadcasts and fan-out sizes
     base = settings.socket_path.rstrip("/")
+    metrics_routes: list[Any] = []
+    if settings.metrics and not settings.metrics_bind:
+        metrics_routes.append((r"/metrics", MetricsHandler, {"metrics": endpoint.metrics}))
     app = tornado.web.Application(
         [
             (rf"{base}/websocket/?", PhoenixWebSocketHandler, {"endpoint": endpoint}),
             (r"/health", HealthHandler, {"endpoint": endpoint}),
+            *metrics_routes,
             # The browser console: the page at / and its files (phoenix.js is bundled, no CDN).
             (r"/()", tornado.web.StaticFileHandler, {"path": str(STATIC_DIR), "default_filename": "index.html"}),
             (r"/static/(.*)", tornado.web.StaticFileHandler, {"path": str(STATIC_DIR)}),
@@ -73,3 +82,9 @@ def make_app(
         websocket_max_message_size=settings.max_frame_size,
     )
     return app, endpoint
+
+
+def make_metrics_app(endpoint: Endpoint) -> tornado.web.Application:
+    """The separate listener of TP_METRICS_BIND: /metrics only."""
+    return tornado.web.Application([(r"/metrics", MetricsHandler, {"metrics": endpoint.metrics})],
+                                   default_handler_class=NotFoundHandler)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 __all__ = ["Settings", "SettingsError", "OPTIONS"]
@@ -40,6 +40,41 @@ OPTIONS: tuple[Option, ...] = (
            "comma-separated allowed Origin hosts (empty: allow all, like check_origin: false)"),
     Option("shutdown_timeout", "TP_SHUTDOWN_TIMEOUT", 4.0, float, "seconds to close sockets on SIGTERM"),
     Option("faults", "TP_FAULTS", True, bool, "route the fault:* channel (on/off)"),
+    Option("log_format", "TP_LOG_FORMAT", "text", str, "text, or json (one object per line)"),
+    Option("log_protocol_errors", "TP_LOG_PROTOCOL_ERRORS", "short", str,
+           "short (one line, rate-limited), verbose (longer excerpt, tracebacks) or off"),
+    Option("header_timeout", "TP_HEADER_TIMEOUT", 10.0, float,
+           "seconds a connection may take to send its complete request headers"),
+    Option("max_connections", "TP_MAX_CONNECTIONS", 10000, int,
+           "open WebSocket connections in total (HTTP 503 beyond); 0 for no limit"),
+    Option("max_connections_per_ip", "TP_MAX_CONNECTIONS_PER_IP", 1000, int,
+           "open WebSocket connections per client address (HTTP 429 beyond); 0 for no limit"),
+    Option("yjs_store", "TP_YJS_STORE", "sqlite:///data/yjs.sqlite3", str,
+           "where room:* documents are kept: sqlite:///relative.db, sqlite:////absolute.db or memory"),
+    Option("yjs_room_ttl", "TP_YJS_ROOM_TTL", 60.0, float,
+           "seconds a room:* document stays loaded after its last member left"),
+    Option("yjs_max_update_bytes", "TP_YJS_MAX_UPDATE_BYTES", 1024 * 1024, int,
+           "largest room:* update or y-protocols message in bytes (error 'update too large')"),
+    Option("yjs_max_doc_bytes", "TP_YJS_MAX_DOC_BYTES", 64 * 1024 * 1024, int,
+           "largest room:* document in bytes (error 'document too large')"),
+    Option("auth", "TP_AUTH", "none", str, "connect authentication: none, token or jwt"),
+    Option("auth_tokens", "TP_AUTH_TOKENS", "", str, "TP_AUTH=token: comma-separated accepted tokens"),
+    Option("auth_tokens_file", "TP_AUTH_TOKENS_FILE", "", str, "TP_AUTH=token: file with one token a line"),
+    Option("auth_param", "TP_AUTH_PARAM", "token", str, "connect param that carries the token"),
+    Option("jwt_secret", "TP_JWT_SECRET", "", str, "TP_AUTH=jwt: HMAC secret for HS256/384/512"),
+    Option("jwt_public_key_file", "TP_JWT_PUBLIC_KEY_FILE", "", str,
+           "TP_AUTH=jwt: PEM public key for RS*/PS*/ES*/EdDSA"),
+    Option("jwt_algorithms", "TP_JWT_ALGORITHMS", "HS256", str, "accepted JWT algorithms, comma-separated"),
+    Option("jwt_audience", "TP_JWT_AUDIENCE", "", str, "required JWT aud (empty: aud not checked)"),
+    Option("jwt_issuer", "TP_JWT_ISSUER", "", str, "required JWT iss (empty: iss not checked)"),
+    Option("jwt_leeway", "TP_JWT_LEEWAY", 0.0, float, "seconds of clock skew allowed on exp/nbf/iat"),
+    Option("jwt_enforce_expiry", "TP_JWT_ENFORCE_EXPIRY", True, bool,
+           "close a socket with 4001 when its JWT expires (on/off)"),
+    Option("faults_token", "TP_FAULTS_TOKEN", "", str,
+           "with auth on: connect param faults_token equal to this unlocks fault:*"),
+    Option("metrics", "TP_METRICS", True, bool, "serve /metrics in Prometheus format (on/off)"),
+    Option("metrics_bind", "TP_METRICS_BIND", "", str,
+           "host:port for a separate /metrics listener (empty: on the main port)"),
 )
 
 
@@ -56,6 +91,29 @@ class Settings:
     check_origin: str = ""
     shutdown_timeout: float = 4.0
     faults: bool = True
+    log_format: str = "text"
+    log_protocol_errors: str = "short"
+    header_timeout: float = 10.0
+    max_connections: int = 10000
+    max_connections_per_ip: int = 1000
+    yjs_store: str = "sqlite:///data/yjs.sqlite3"
+    yjs_room_ttl: float = 60.0
+    yjs_max_update_bytes: int = 1024 * 1024
+    yjs_max_doc_bytes: int = 64 * 1024 * 1024
+    auth: str = "none"
+    auth_tokens: str = field(default="", repr=False)  # a secret: never in logs or reprs
+    auth_tokens_file: str = ""
+    auth_param: str = "token"
+    jwt_secret: str = field(default="", repr=False)  # a secret: never in logs or reprs
+    jwt_public_key_file: str = ""
+    jwt_algorithms: str = "HS256"
+    jwt_audience: str = ""
+    jwt_issuer: str = ""
+    jwt_leeway: float = 0.0
+    jwt_enforce_expiry: bool = True
+    faults_token: str = field(default="", repr=False)  # a secret: never in logs or reprs
+    metrics: bool = True
+    metrics_bind: str = ""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -65,6 +123,32 @@ class Settings:
         for name in ("idle_timeout", "max_frame_size", "max_channels", "max_pending_bytes"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"TP_{name.upper()}/--{name.replace('_', '-')}: must be greater than 0")
+        if self.log_format not in ("text", "json"):
+            raise SettingsError(f"TP_LOG_FORMAT/--log-format={self.log_format!r}: use text or json")
+        if self.log_protocol_errors not in ("short", "verbose", "off"):
+            raise SettingsError(
+                f"TP_LOG_PROTOCOL_ERRORS/--log-protocol-errors={self.log_protocol_errors!r}: use short, verbose or off"
+            )
+        if self.header_timeout <= 0:
+            raise SettingsError("TP_HEADER_TIMEOUT/--header-timeout: must be greater than 0")
+        for name in ("max_connections", "max_connections_per_ip"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"TP_{name.upper()}/--{name.replace('_', '-')}: must be 0 (no limit) or more")
+        for name in ("yjs_max_update_bytes", "yjs_max_doc_bytes"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"TP_{name.upper()}/--{name.replace('_', '-')}: must be greater than 0")
+        if self.yjs_room_ttl < 0:
+            raise SettingsError("TP_YJS_ROOM_TTL/--yjs-room-ttl: must be 0 or more seconds")
+        from .yjs.store import parse_store_url
+
+        try:
+            parse_store_url(self.yjs_store)
+        except ValueError as exc:
+            raise SettingsError(f"TP_YJS_STORE/--yjs-store={exc}") from None
+        if self.auth not in ("none", "token", "jwt"):
+            raise SettingsError(f"TP_AUTH/--auth={self.auth!r}: use none, token or jwt")
+        if self.metrics_bind and not _host_port(self.metrics_bind):
+            raise SettingsError(f"TP_METRICS_BIND={self.metrics_bind!r}: expected host:port, e.g. 127.0.0.1:9100")
         if not self.socket_path.startswith("/") or self.socket_path.endswith("/"):
             raise SettingsError(f"TP_SOCKET_PATH={self.socket_path!r}: must start with '/' and not end with '/'")
 
@@ -84,6 +168,20 @@ class Settings:
         values.update({key: value for key, value in overrides.items() if value is not None})
         known = {field.name for field in fields(cls)}
         return cls(**{key: value for key, value in values.items() if key in known})
+
+
+def _host_port(raw: str) -> tuple[str, int] | None:
+    host, sep, port = raw.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) <= 65535:
+        return None
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def metrics_address(raw: str) -> tuple[str, int]:
+    """TP_METRICS_BIND "host:port" as (host, port); validated in Settings."""
+    address = _host_port(raw)
+    assert address is not None
+    return address
 
 
 _BOOLEANS = {"1": True, "true": True, "on": True, "yes": True, "0": False, "false": False, "off": False, "no": False}

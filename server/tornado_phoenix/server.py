@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 
 import tornado.httpserver
+import tornado.ioloop
 
 from . import __version__
-from .app import make_app
-from .config import Settings
+from .app import make_app, make_metrics_app
+from .config import Settings, metrics_address
 from .protocol.errors import CloseCode
+from .transport.tornado_compat import MAX_HEAD_BYTES, HardenedHTTPServer
 
 __all__ = ["Server"]
 
@@ -21,12 +24,36 @@ class Server:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.app, self.endpoint = make_app(settings)
-        self.http: tornado.httpserver.HTTPServer | None = None
+        self.http: HardenedHTTPServer | None = None
+        self.metrics_http: tornado.httpserver.HTTPServer | None = None
+        self._flusher: tornado.ioloop.PeriodicCallback | None = None
 
     def start(self) -> None:
-        self.http = tornado.httpserver.HTTPServer(self.app, xheaders=False)
+        settings = self.settings
+        _raise_descriptor_limit(settings.max_connections)
+        self.http = HardenedHTTPServer(
+            self.app,
+            xheaders=False,
+            header_timeout=settings.header_timeout,  # request head: Bandit's limits, then 414/431/400
+            idle_connection_timeout=settings.header_timeout,  # Tornado's own header wait (default: 1 hour)
+            body_timeout=60.0,  # Bandit's read_timeout
+            max_header_size=MAX_HEAD_BYTES + 1024,
+            max_body_size=settings.max_frame_size,  # default 100 MB, read into memory
+        )
         # Bandit's listen backlog; Tornado's default of 128 drops SYNs in a reconnect storm.
         self.http.listen(self.settings.port, self.settings.host, backlog=1024)
+        if self.settings.metrics and self.settings.metrics_bind:
+            host, port = metrics_address(self.settings.metrics_bind)
+            self.metrics_http = tornado.httpserver.HTTPServer(make_metrics_app(self.endpoint))
+            self.metrics_http.listen(port, host)
+            log.info("metrics on http://%s:%s/metrics", host, port)
+        if self.endpoint.metrics.multiprocess_dir:
+            # another worker's scrape reads this process's files: keep them current
+            self._flusher = tornado.ioloop.PeriodicCallback(self.endpoint.metrics.flush, 5000)
+            self._flusher.start()
+        if self.endpoint.auth.enabled:
+            log.info("auth=%s: connects need a token (param %r or phoenix.js authToken)",
+                     self.endpoint.auth.mode, self.settings.auth_param)
         log.info(
             "tornado-phoenix %s listening on http://%s:%s (WebSocket at ws://%s:%s%s/websocket) channels=%s",
             __version__, self.settings.host, self.settings.port, self.settings.host, self.settings.port,
@@ -37,6 +64,10 @@ class Server:
         """Stop accepting, close every socket with 1001 (clients reconnect), wait for them, bounded."""
         if self.http is not None:
             self.http.stop()
+        if self.metrics_http is not None:
+            self.metrics_http.stop()
+        if self._flusher is not None:
+            self._flusher.stop()
         connections = list(self.endpoint.connections)
         log.info("shutting down: closing %d connection(s) with 1001", len(connections))
         for handler in connections:
@@ -48,4 +79,23 @@ class Server:
             handler.on_connection_close()  # clients that never answered the close: drop them
         if self.http is not None:
             await self.http.close_all_connections()
+        # Every loaded room:* document is written to the store before we exit (bounded like the sockets).
+        await self.endpoint.yjs.close(timeout=max(self.settings.shutdown_timeout, 5.0))
         log.info("stopped")
+
+
+def _raise_descriptor_limit(max_connections: int) -> None:
+    """Raise the soft RLIMIT_NOFILE towards the hard one so TP_MAX_CONNECTIONS fits; warn when it cannot."""
+    needed = max_connections + 64 if max_connections else 0
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if needed and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    if needed and soft < needed:
+        log.warning("descriptor limit %d is below TP_MAX_CONNECTIONS=%d (+64): accepts will pause at the limit; "
+                    "raise it (ulimit -n, docker --ulimit nofile, LimitNOFILE) or lower TP_MAX_CONNECTIONS",
+                    soft, max_connections)
