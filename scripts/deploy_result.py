@@ -95,7 +95,12 @@ def _verify_failure(log: str) -> str | None:
         return f"{m.group(1)}, {_one_line(why, 200)}"
     m = re.search(r"(?:FAILED|ERROR) \S*tests/infra/verify/\S+?::(\w+)", log)
     if m:
-        return f"{m.group(1)}, see the testinfra report above"
+        # The probe's JSON report: the detail of its first failed step; else pytest's first "E   " line.
+        detail = re.search(r'"status": "FAIL",(?:\s|E)*"ms": [^,]*,(?:\s|E)*"detail": "((?:[^"\\]|\\.)*)"', log)
+        if detail:
+            return f"{m.group(1)}, {_one_line(detail.group(1), 200)}"
+        first = re.search(r"^E\s+(.+)$", log, re.M)
+        return f"{m.group(1)}, {_one_line(first.group(1), 200) if first else 'see the testinfra report above'}"
     return "the testinfra run, see its report above"
 
 

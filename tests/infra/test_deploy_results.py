@@ -155,3 +155,14 @@ def test_failure_keeps_the_exit_status(tmp_path, capsys):
     out = capsys.readouterr().out
     assert rc == 4
     assert re.fullmatch(r"result: status FAILED for h: ERROR! boom", result_lines(out)[0])
+
+
+def test_verification_failed_line_from_a_real_verify_run():
+    """Output of a real `make verify` against the sandbox VM whose probe dialed an address nothing serves."""
+    log = (Path(__file__).parent / "data/verify_failed.log").read_text()
+    saved = {"deploy": "deployed 0.1.0+aa5d527 to 127.0.0.2:4001 — ws://127.0.0.2:4001/socket\n"}
+    line = deploy_result.classify("deploy", "127.0.0.2", "2222", "root", log, saved)
+    assert line == (
+        "deployed 0.1.0+aa5d527 to 127.0.0.2:4001 but verification failed: test_probe_from_outside, connection "
+        "refused by 127.0.0.3:4001 (is the server running? right host and port?); the app is running on port 4001"
+    )
