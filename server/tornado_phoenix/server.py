@@ -8,13 +8,17 @@ import logging
 import tornado.httpserver
 
 from . import __version__
-from .app import make_app
+from .app import make_api_app, make_app
 from .config import Settings
 from .protocol.errors import CloseCode
 
-__all__ = ["Server"]
+__all__ = ["Server", "ApiBindError"]
 
 log = logging.getLogger("tornado_phoenix.server")
+
+
+class ApiBindError(Exception):
+    """TP_API_BIND could not be listened on; the message says so and what to fix."""
 
 
 class Server:
@@ -22,6 +26,7 @@ class Server:
         self.settings = settings
         self.app, self.endpoint = make_app(settings)
         self.http: tornado.httpserver.HTTPServer | None = None
+        self.api_http: tornado.httpserver.HTTPServer | None = None
 
     def start(self) -> None:
         self.http = tornado.httpserver.HTTPServer(self.app, xheaders=False)
@@ -32,11 +37,28 @@ class Server:
             __version__, self.settings.host, self.settings.port, self.settings.host, self.settings.port,
             self.settings.socket_path, " ".join(self.endpoint.router.patterns()),
         )
+        api = self.settings.api_address
+        if api is not None:
+            self.api_http = tornado.httpserver.HTTPServer(make_api_app(self.endpoint), xheaders=False)
+            try:
+                self.api_http.listen(api[1], api[0])
+            except OSError as exc:
+                self.http.stop()
+                raise ApiBindError(f"cannot listen on {api[0]}:{api[1]} for the API: {exc.strerror or exc} "
+                                   "(is another process using it? fix TP_API_BIND)") from exc
+        if self.settings.api_secret:
+            where = f"http://{api[0]}:{api[1]}" if api else f"http://{self.settings.host}:{self.settings.port}"
+            log.info("server API on at %s/api (Authorization: Bearer <TP_API_SECRET>)", where)
+        for name in ("connect_url", "join_url", "event_url"):
+            if getattr(self.settings, name):
+                log.info("callback %s: %s", name.removesuffix("_url"), getattr(self.settings, name))
 
     async def shutdown(self) -> None:
         """Stop accepting, close every socket with 1001 (clients reconnect), wait for them, bounded."""
         if self.http is not None:
             self.http.stop()
+        if self.api_http is not None:
+            self.api_http.stop()
         connections = list(self.endpoint.connections)
         log.info("shutting down: closing %d connection(s) with 1001", len(connections))
         for handler in connections:

@@ -7,6 +7,7 @@ close codes for bad input (1011, 1007). Everything Phoenix-specific happens in c
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -42,6 +43,7 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         self._opened_at = 0.0
         self._params: dict[str, str] = {}
         self._assigns: dict[str, Any] = {}
+        self._socket_id: str | None = None  # Phoenix's id/1, from the assigns (see Endpoint.socket_opened)
         self._silent_until = 0.0  # fault:* silence (see silence())
 
     # ---- handshake ------------------------------------------------------------------------------------
@@ -64,6 +66,13 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         params = {key: values[-1].decode("utf-8", "replace")
                   for key, values in self.request.query_arguments.items() if key != "vsn"}
         assigns = self.endpoint.connect(params)
+        if inspect.isawaitable(assigns):  # an async connect (TP_CONNECT_URL): answered before the 101/403
+            try:
+                assigns = await assigns
+            except Exception as exc:  # the backend is down or answered nonsense: not the client's fault
+                log.warning("refused upgrade from %s: connect hook failed: %s", self._peer(), exc)
+                self._empty(503)
+                return
         if assigns is None:
             log.warning("refused upgrade from %s: connect refused params=%s", self._peer(), ",".join(sorted(params)))
             self._empty(403)
@@ -120,6 +129,7 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         self.phx = PhoenixSocket(self.endpoint, self, params, peer=self._peer())
         self.phx.assigns.update(self._assigns)
         self.endpoint.connections.add(self)
+        self._socket_id = self.endpoint.socket_opened(self, self.phx.assigns)
         loop = IOLoop.current()
         self._opened_at = self._last_seen = loop.time()
         self._idle_timer = loop.call_later(self.settings_.idle_timeout, self._check_idle)
@@ -178,6 +188,7 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
             IOLoop.current().remove_timeout(self._idle_timer)
             self._idle_timer = None
         self.endpoint.connections.discard(self)
+        self.endpoint.socket_closed(self, self._socket_id)
         if self.phx is not None:
             phx, self.phx = self.phx, None
             phx.terminate("closed")
