@@ -120,7 +120,10 @@ class BackendClient:
                             request_timeout=self.timeout,
                             follow_redirects=False,
                         )
-                        response = await self.client.fetch(request, raise_error=False)
+                        try:
+                            response = await self.client.fetch(request, raise_error=False)
+                        except Exception as exc:  # refused, reset, DNS, TLS: raise_error=False covers only HTTP
+                            raise BackendError(f"no answer: {_describe_error(exc)}") from None
                     finally:
                         self.in_flight -= 1
             status = response.code

@@ -55,7 +55,7 @@ def join(ws: RawWebSocket, topic: str, payload: dict | None = None, jr: str = "1
     send(ws, jr, jr, topic, "phx_join", payload or {})
     frames = [recv(ws)]
     assert frames[0][3] == "phx_reply" and frames[0][4]["status"] == "ok", frames
-    if topic.startswith(("test:", "chat:")):
+    if topic.startswith(("test:", "chat:", "support:")):
         while frames[-1][3] != "presence_state":
             frames.append(recv(ws))
     return frames
