@@ -9,7 +9,8 @@ request, and answers by what the request asks for, so one server configuration c
   `nopresence` -> allowed, not tracked; else allow with {"welcome": topic, "user": <assigns.user_id>}.
 - POST /event (type event): event `echo` -> reply the payload; `shout` -> broadcast it; `both` -> broadcast
   and reply {"stored": true}; `refuse` -> status error; `seq` -> reply {"n": payload.n} after a varying
-  delay (later ones faster, so out-of-order delivery would show); `slow`; `broken`; `garbage` -> a JSON list.
+  delay (later ones faster, so out-of-order delivery would show); `slow`; `broken`; `garbage` -> a JSON list;
+  `hold` -> answers after 0.1 s, counting how many are in flight at once (`max_active`).
   Types join/leave (TP_EVENT_JOINS) -> {}.
 """
 
@@ -109,6 +110,12 @@ class _Handler(tornado.web.RequestHandler):
             return {"reply": {}}
         if event == "broken":
             return 500
+        if event == "hold":  # measures how many callbacks are in flight at once
+            self.backend.active += 1
+            self.backend.max_active = max(self.backend.max_active, self.backend.active)
+            await asyncio.sleep(0.1)
+            self.backend.active -= 1
+            return {"reply": {}}
         if event == "garbage":
             return ["not", "an", "object"]
         return {"reply": {"unhandled": event}}
@@ -122,6 +129,7 @@ class TestBackend:
         self.slow_delay = slow_delay
         self.port = free_port()
         self.requests: list[dict[str, Any]] = []
+        self.active = self.max_active = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
