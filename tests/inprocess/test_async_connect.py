@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import time
 
 import pytest
 import tornado.httpclient
@@ -18,6 +20,9 @@ ENDPOINT = {}
 
 async def connect(params):
     await asyncio.sleep(0.01)  # e.g. a session store
+    if params.get("token") == "slow":
+        await asyncio.sleep(0.3)
+        return {"user_id": "slowpoke"}
     if params.get("token") == "explode":
         raise RuntimeError("session store down")
     if params.get("token") != "good":
@@ -56,3 +61,35 @@ async def test_async_connect_assigns_give_the_socket_id_used_by_disconnect(http_
     await bob.write_message(json.dumps([None, "1", "phoenix", "heartbeat", {}]))
     assert json.loads(await bob.read_message())[3] == "phx_reply"  # only ann's socket was closed
     bob.close()
+
+
+@pytest.mark.gen_test
+async def test_a_client_that_leaves_during_the_hook_leaves_nothing_behind(http_server, http_port):
+    endpoint = ENDPOINT["current"]
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())
+    logger = logging.getLogger("tornado_phoenix.transport")
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", http_port)
+        writer.write(b"GET /socket/websocket?vsn=2.0.0&token=slow HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     b"Sec-WebSocket-Version: 13\r\n\r\n")
+        await writer.drain()
+        writer.close()  # before the hook answers
+        # Tornado notices the close either during the hook (the upgrade is abandoned) or when it writes the 101
+        # (the connection opens and closes at once); either way nothing stays registered.
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and not (
+            any("abandoned by the client" in line for line in lines)
+            or any("disconnect code=" in line for line in lines)
+        ):
+            await asyncio.sleep(0.02)
+        assert any("abandoned by the client" in line or "disconnect code=" in line for line in lines), lines
+        assert not endpoint.connections and not endpoint._by_socket_id
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)

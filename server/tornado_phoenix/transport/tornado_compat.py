@@ -156,6 +156,12 @@ class PhoenixWebSocketProtocol(WebSocketProtocol13):
         except Exception:
             self.handler.log_exception(*sys.exc_info())
             self._abort()
+        finally:
+            # A stream that closed before its close callback was set never calls it: close the handler here
+            # (a no-op when on_close already ran).
+            handler = self.handler
+            if handler is not None and not getattr(handler, "_on_close_called", True):
+                handler.on_connection_close()
 
     def _shed_handshake_state(self) -> None:
         """Drop what only the handshake needed. Nothing here is read once the connection is open; what a
@@ -171,7 +177,9 @@ class PhoenixWebSocketProtocol(WebSocketProtocol13):
         # IOStream keeps two deques (~0.7 KiB each, allocated with their first block) that a socket written
         # to by write_wire's direct path never touches; lazy ones allocate only while writes are queued.
         stream = self.stream
-        if stream is not None and not stream._write_futures and not stream._write_buffer._buffers:
+        # (A closed stream has no write buffer: a client that left while an async connect hook was awaited.)
+        if (stream is not None and not stream.closed() and not stream._write_futures
+                and not stream._write_buffer._buffers):
             stream._write_futures = _LazyDeque()
             stream._write_buffer._buffers = _LazyDeque()
 

@@ -73,6 +73,9 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
                 log.warning("refused upgrade from %s: connect hook failed: %s", self._peer(), exc)
                 self._empty(503)
                 return
+            if self._on_close_called:  # the client left while the hook was awaited: nothing to upgrade
+                log.info("upgrade from %s abandoned by the client during the connect hook", self._peer())
+                return
         if assigns is None:
             log.warning("refused upgrade from %s: connect refused params=%s", self._peer(), ",".join(sorted(params)))
             self._empty(403)
