@@ -27,6 +27,7 @@ import orjson
 import tornado.web
 
 from .endpoint import Endpoint, user_socket_id
+from .logs import esc
 from .protocol.messages import Broadcast
 from .protocol.serializers import V2JsonSerializer
 
@@ -72,7 +73,7 @@ class ApiHandler(tornado.web.RequestHandler):
         else:
             return
         log.warning("api refused %s %s from %s: %s (send Authorization: Bearer <TP_API_SECRET>)",
-                    self.request.method, self.request.path, self.request.remote_ip, why)
+                    self.request.method, esc(self.request.path), self.request.remote_ip, why)
         self.set_status(401)
         self.set_header("WWW-Authenticate", 'Bearer realm="tornado-phoenix api"')
         self.finish(orjson.dumps({"error": "unauthorized"}))
@@ -90,8 +91,8 @@ class ApiHandler(tornado.web.RequestHandler):
         self.finish(orjson.dumps(body))
 
     def _fail(self, exc: ApiError) -> None:
-        log.warning("api %s %s from %s: %d %s", self.request.method, self.request.path, self.request.remote_ip,
-                    exc.status, exc.reason[:200])
+        log.warning("api %s %s from %s: %d %s", self.request.method, esc(self.request.path), self.request.remote_ip,
+                    exc.status, esc(exc.reason))
         self.set_status(exc.status)
         self.finish(orjson.dumps({"error": exc.reason}))
 
@@ -108,7 +109,7 @@ class BroadcastHandler(ApiHandler):
         for topic, event, payload in messages:
             recipients += pubsub.broadcast(topic, event, payload)
         log.info("api broadcast %d message(s) to %s; %d local recipient(s)", len(messages),
-                 ",".join(sorted({topic for topic, _, _ in messages}))[:200], recipients)
+                 esc(",".join(sorted({topic for topic, _, _ in messages}))), recipients)
         self._answer({"ok": True, "published": len(messages), "local_recipients": recipients})
 
     def _validate(self, body: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -156,7 +157,7 @@ class DisconnectHandler(ApiHandler):
             self._fail(exc)
             return
         here = self.endpoint.disconnect(socket_id)
-        log.info("api disconnect socket_id=%s (%d connection(s) on this node)", socket_id, here)
+        log.info("api disconnect socket_id=%s (%d connection(s) on this node)", esc(socket_id), here)
         self._answer({"ok": True, "socket_id": socket_id, "local_connections": here})
 
 

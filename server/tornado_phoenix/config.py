@@ -40,6 +40,15 @@ OPTIONS: tuple[Option, ...] = (
            "comma-separated allowed Origin hosts (empty: allow all, like check_origin: false)"),
     Option("shutdown_timeout", "TP_SHUTDOWN_TIMEOUT", 4.0, float, "seconds to close sockets on SIGTERM"),
     Option("faults", "TP_FAULTS", True, bool, "route the fault:* channel (on/off)"),
+    Option("log_format", "TP_LOG_FORMAT", "text", str, "text, or json (one object per line)"),
+    Option("log_protocol_errors", "TP_LOG_PROTOCOL_ERRORS", "short", str,
+           "short (one line, rate-limited), verbose (longer excerpt, tracebacks) or off"),
+    Option("header_timeout", "TP_HEADER_TIMEOUT", 10.0, float,
+           "seconds a connection may take to send its complete request headers"),
+    Option("max_connections", "TP_MAX_CONNECTIONS", 10000, int,
+           "open WebSocket connections in total (HTTP 503 beyond); 0 for no limit"),
+    Option("max_connections_per_ip", "TP_MAX_CONNECTIONS_PER_IP", 1000, int,
+           "open WebSocket connections per client address (HTTP 429 beyond); 0 for no limit"),
     # Driving it from your backend (api.py, backend.py, channels/backend.py)
     Option("api_secret", "TP_API_SECRET", "", str,
            "shared secret: turns on /api/* (Authorization: Bearer) and signs every callback (empty: off)"),
@@ -70,6 +79,11 @@ class Settings:
     check_origin: str = ""
     shutdown_timeout: float = 4.0
     faults: bool = True
+    log_format: str = "text"
+    log_protocol_errors: str = "short"
+    header_timeout: float = 10.0
+    max_connections: int = 10000
+    max_connections_per_ip: int = 1000
     api_secret: str = field(default="", repr=False)  # never in logs or reprs
     api_bind: str = ""
     connect_url: str = ""
@@ -89,6 +103,17 @@ class Settings:
                      "callback_concurrency"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"TP_{name.upper()}/--{name.replace('_', '-')}: must be greater than 0")
+        if self.log_format not in ("text", "json"):
+            raise SettingsError(f"TP_LOG_FORMAT/--log-format={self.log_format!r}: use text or json")
+        if self.log_protocol_errors not in ("short", "verbose", "off"):
+            raise SettingsError(
+                f"TP_LOG_PROTOCOL_ERRORS/--log-protocol-errors={self.log_protocol_errors!r}: use short, verbose or off"
+            )
+        if self.header_timeout <= 0:
+            raise SettingsError("TP_HEADER_TIMEOUT/--header-timeout: must be greater than 0")
+        for name in ("max_connections", "max_connections_per_ip"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"TP_{name.upper()}/--{name.replace('_', '-')}: must be 0 (no limit) or more")
         if not self.socket_path.startswith("/") or self.socket_path.endswith("/"):
             raise SettingsError(f"TP_SOCKET_PATH={self.socket_path!r}: must start with '/' and not end with '/'")
         for name in ("connect_url", "join_url", "event_url"):

@@ -19,9 +19,11 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from .config import Settings
+from .logs import esc
 from .presence.base import Presence
 from .protocol.messages import Broadcast
 from .pubsub.base import PubSub
+from .transport.limits import ConnectionLimits
 
 if TYPE_CHECKING:
     from .backend import BackendClient
@@ -105,6 +107,7 @@ class Endpoint:
         self.started = time.monotonic()
         self.connections: set[PhoenixWebSocketHandler] = set()
         self.channels = 0
+        self.limits = ConnectionLimits(settings.max_connections, settings.max_connections_per_ip)
         self.backend: BackendClient | None = None  # TP_CONNECT_URL / TP_JOIN_URL / TP_EVENT_URL callbacks
         self._by_socket_id: dict[str, dict[Any, None]] = {}  # socket id -> its connections on this node
         self._id_topics: dict[str, _SocketIdTopic] = {}
@@ -146,7 +149,7 @@ class Endpoint:
     def disconnect_local(self, socket_id: str) -> int:
         connections = list(self._by_socket_id.get(socket_id, ()))
         if connections:
-            log.info("disconnect socket_id=%s: closing %d connection(s) with 1000", socket_id, len(connections))
+            log.info("disconnect socket_id=%s: closing %d connection(s) with 1000", esc(socket_id), len(connections))
         for connection in connections:
             connection.shutdown(1000)  # Phoenix 1.7.24 on Bandit: {:shutdown, :disconnected} -> 1000
         return len(connections)

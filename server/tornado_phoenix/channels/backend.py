@@ -31,6 +31,7 @@ from typing import Any
 
 from ..backend import UNAVAILABLE, BackendClient, BackendError
 from ..endpoint import socket_id_for
+from ..logs import esc
 from .base import Channel, Reply, error, ok
 
 __all__ = ["BackendChannel"]
@@ -68,7 +69,7 @@ class BackendChannel(Channel):
             return ok({})
         try:
             answer = await self.backend.call("join", settings.join_url, self._body("join", payload=_json(payload)),
-                                             what=f" topic={self.topic}")
+                                             what=f" topic={esc(self.topic)}")
         except BackendError:
             return error(UNAVAILABLE)
         if answer.get("allow") is not True:
@@ -78,7 +79,7 @@ class BackendChannel(Channel):
             response = _object(answer.get("response"), "response")
             self._set_presence(answer.get("presence"))
         except _BadAnswer as exc:
-            log.warning("callback join topic=%s: bad answer: %s", self.topic, exc)
+            log.warning("callback join topic=%s: bad answer: %s", esc(self.topic), exc)
             return error(UNAVAILABLE)
         return ok(response)
 
@@ -111,7 +112,7 @@ class BackendChannel(Channel):
             return error(_UNKNOWN)
         try:
             answer = await self.backend.call("event", url, self._body("event", event=event, payload=_json(payload)),
-                                             what=f" topic={self.topic} event={event}")
+                                             what=f" topic={esc(self.topic)} event={esc(event)}")
         except BackendError:
             return error(UNAVAILABLE)
         try:
@@ -121,7 +122,7 @@ class BackendChannel(Channel):
             if status not in ("ok", "error"):
                 raise _BadAnswer(f"status must be \"ok\" or \"error\", got {status!r}")
         except _BadAnswer as exc:
-            log.warning("callback event topic=%s event=%s: bad answer: %s", self.topic, event, exc)
+            log.warning("callback event topic=%s event=%s: bad answer: %s", esc(self.topic), esc(event), exc)
             return error(UNAVAILABLE)
         for out_event, out_payload, exclude_self in broadcasts:
             if exclude_self:
@@ -138,7 +139,7 @@ class BackendChannel(Channel):
         if not (settings.event_joins and settings.event_url):
             return
         try:
-            await self.backend.call(kind, settings.event_url, self._body(kind, **fields), what=f" topic={self.topic}")
+            await self.backend.call(kind, settings.event_url, self._body(kind, **fields), what=f" topic={esc(self.topic)}")
         except BackendError:
             pass  # logged by the client; a report has nobody to answer
 
