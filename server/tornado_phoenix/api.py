@@ -31,11 +31,12 @@ from .logs import esc
 from .protocol.messages import Broadcast
 from .protocol.serializers import V2JsonSerializer
 
-__all__ = ["api_routes", "MAX_BATCH"]
+__all__ = ["api_routes", "MAX_BATCH", "MAX_BODY"]
 
 log = logging.getLogger("tornado_phoenix.api")
 
 MAX_BATCH = 10_000  # messages in one /api/broadcast request
+MAX_BODY = 64 * 1024 * 1024  # an authorized request's body; unauthorized ones are refused before it is read
 _V2 = V2JsonSerializer()
 
 
@@ -47,8 +48,14 @@ class ApiError(Exception):
 
 
 class ApiHandler(tornado.web.RequestHandler):
+    _streams_body = False
+
     def initialize(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
+        self._chunks: list[bytes] = []
+
+    def data_received(self, chunk: bytes) -> None:  # @stream_request_body handlers: after prepare's auth check
+        self._chunks.append(chunk)
 
     def set_default_headers(self) -> None:
         self.clear_header("Server")
@@ -71,6 +78,10 @@ class ApiHandler(tornado.web.RequestHandler):
         elif not hmac.compare_digest(given.strip().encode(), secret.encode()):
             why = "wrong secret"
         else:
+            if self._streams_body:
+                # The server's own body limit is TP_MAX_FRAME_SIZE (nothing else takes bodies); a batch may
+                # be bigger, and a message over the frame size must be read to be refused with a reason.
+                self.request.connection.set_max_body_size(max(MAX_BODY, self.endpoint.settings.max_frame_size * 2))
             return
         log.warning("api refused %s %s from %s: %s (send Authorization: Bearer <TP_API_SECRET>)",
                     self.request.method, esc(self.request.path), self.request.remote_ip, why)
@@ -80,7 +91,7 @@ class ApiHandler(tornado.web.RequestHandler):
 
     def _json_body(self) -> dict[str, Any]:
         try:
-            body = orjson.loads(self.request.body or b"")
+            body = orjson.loads(b"".join(self._chunks) if self._streams_body else self.request.body or b"")
         except orjson.JSONDecodeError as exc:
             raise ApiError(400, f"body is not valid JSON: {exc}") from None
         if not isinstance(body, dict):
@@ -97,7 +108,10 @@ class ApiHandler(tornado.web.RequestHandler):
         self.finish(orjson.dumps({"error": exc.reason}))
 
 
+@tornado.web.stream_request_body
 class BroadcastHandler(ApiHandler):
+    _streams_body = True
+
     def post(self) -> None:
         try:
             messages = self._validate(self._json_body())
@@ -141,7 +155,10 @@ class BroadcastHandler(ApiHandler):
         return topic, event, payload
 
 
+@tornado.web.stream_request_body
 class DisconnectHandler(ApiHandler):
+    _streams_body = True
+
     def post(self) -> None:
         try:
             body = self._json_body()
