@@ -20,6 +20,7 @@ from .channels.router import Router
 from .channels.test import TestChannel
 from .config import Settings
 from .endpoint import Endpoint, accept_all
+from .metrics import MetricsHandler
 from .presence.base import Presence
 from .presence.local import LocalPresence
 from .pubsub.base import PubSub
@@ -59,7 +60,7 @@ def make_app(
     presence: Presence | None = None,
     connect: Callable[[dict[str, Any]], Any] | None = None,
 ) -> tuple[tornado.web.Application, Endpoint]:
-    """`connect` may be sync or async; with TP_CONNECT_URL it runs first and the backend decides after it."""
+    """`connect` may be sync or async; it runs after token auth, and TP_CONNECT_URL decides after it."""
     pubsub = pubsub or LocalPubSub()
     endpoint = Endpoint(
         settings,
@@ -69,14 +70,18 @@ def make_app(
         connect or accept_all,
     )
     if settings.connect_url or settings.join_url or settings.event_url or settings.join_topic_patterns:
-        endpoint.backend = BackendClient(settings)
-        if settings.connect_url:
-            endpoint.connect = endpoint.backend.connect_chain(endpoint.connect)
+        endpoint.backend = BackendClient(settings)  # TP_CONNECT_URL is asked in the handshake, after auth
+    if getattr(pubsub, "metrics", False) is None:
+        pubsub.metrics = endpoint.metrics  # type: ignore[attr-defined]  # broadcasts and fan-out sizes
     base = settings.socket_path.rstrip("/")
+    metrics_routes: list[Any] = []
+    if settings.metrics and not settings.metrics_bind:
+        metrics_routes.append((r"/metrics", MetricsHandler, {"metrics": endpoint.metrics}))
     app = tornado.web.Application(
         [
             (rf"{base}/websocket/?", PhoenixWebSocketHandler, {"endpoint": endpoint}),
             (r"/health", HealthHandler, {"endpoint": endpoint}),
+            *metrics_routes,
             # The browser console: the page at / and its files (phoenix.js is bundled, no CDN).
             (r"/()", tornado.web.StaticFileHandler, {"path": str(STATIC_DIR), "default_filename": "index.html"}),
             (r"/static/(.*)", tornado.web.StaticFileHandler, {"path": str(STATIC_DIR)}),
@@ -92,3 +97,9 @@ def make_app(
 def make_api_app(endpoint: Endpoint) -> tornado.web.Application:
     """Only /api/* (for TP_API_BIND): everything else is 404."""
     return tornado.web.Application(api_routes(endpoint), default_handler_class=NotFoundHandler)
+
+
+def make_metrics_app(endpoint: Endpoint) -> tornado.web.Application:
+    """The separate listener of TP_METRICS_BIND: /metrics only."""
+    return tornado.web.Application([(r"/metrics", MetricsHandler, {"metrics": endpoint.metrics})],
+                                   default_handler_class=NotFoundHandler)

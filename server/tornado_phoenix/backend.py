@@ -27,7 +27,6 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -153,31 +152,22 @@ class BackendClient:
 
     # ---- connect (the handshake) -------------------------------------------------------------------------
 
-    def connect_chain(self, first: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
-        """Phoenix's connect/3 as a chain: `first` (the app's own or token auth, sync) decides first; if it
-        allows, TP_CONNECT_URL decides with the params and what `first` assigned (a token's claims)."""
-        url = self.settings.connect_url
-
-        async def connect(params: dict[str, Any]) -> dict[str, Any] | None:
-            assigns = first(params)
-            if asyncio.iscoroutine(assigns):
-                assigns = await assigns
-            if assigns is None:
-                return None
-            body: dict[str, Any] = {"type": "connect", "params": params, "assigns": assigns}
-            if isinstance(assigns.get("claims"), dict):
-                body["claims"] = assigns["claims"]
-            answer = await self.call("connect", url, body)
-            if answer.get("allow") is not True:
-                log.info("callback connect refused by the backend params=%s", ",".join(sorted(params)) or "-")
-                return None
-            extra = answer.get("assigns")
-            if extra is not None and not isinstance(extra, dict):
-                self._count("connect", "error")
-                raise BackendError(f"connect answer's assigns is a JSON {type(extra).__name__}, expected an object")
-            return {**assigns, **(extra or {})}
-
-        return connect
+    async def connect(self, params: dict[str, Any], assigns: dict[str, Any],
+                      claims: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """TP_CONNECT_URL: the params (without the token) and what auth and the app's hook assigned (a JWT's
+        claims, also under `claims`); returns the merged assigns, or None when the backend refuses."""
+        body: dict[str, Any] = {"type": "connect", "params": params, "assigns": assigns}
+        if claims is not None:
+            body["claims"] = claims
+        answer = await self.call("connect", self.settings.connect_url, body)
+        if answer.get("allow") is not True:
+            log.info("callback connect refused by the backend params=%s", ",".join(sorted(params)) or "-")
+            return None
+        extra = answer.get("assigns")
+        if extra is not None and not isinstance(extra, dict):
+            self._count("connect", "error")
+            raise BackendError(f"connect answer's assigns is a JSON {type(extra).__name__}, expected an object")
+        return {**assigns, **(extra or {})}
 
 
 def _describe_error(error: BaseException | None) -> str:

@@ -18,8 +18,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from .auth import Authenticator
 from .config import Settings
 from .logs import esc
+from .metrics import Metrics
 from .presence.base import Presence
 from .protocol.messages import Broadcast
 from .pubsub.base import PubSub
@@ -98,9 +100,15 @@ class Endpoint:
         pubsub: PubSub,
         presence: Presence,
         connect: Connect = accept_all,
+        *,
+        auth: Authenticator | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.connect = connect
+        self.auth = auth or Authenticator(settings)  # raises AuthError on a configuration that cannot work
+        self.metrics = metrics or Metrics()
+        self.metrics.endpoint = self
         self.router = router
         self.pubsub = pubsub
         self.presence = presence
@@ -121,6 +129,18 @@ class Endpoint:
         self.backend: BackendClient | None = None  # TP_CONNECT_URL / TP_JOIN_URL / TP_EVENT_URL callbacks
         self._by_socket_id: dict[str, dict[Any, None]] = {}  # socket id -> its connections on this node
         self._id_topics: dict[str, _SocketIdTopic] = {}
+
+        rooms = self.yjs.rooms
+        self.metrics.add_gauge("yjs_rooms", "room:* documents loaded in memory", lambda: len(rooms))
+        self.metrics.add_gauge("yjs_room_members", "members of the loaded room:* documents",
+                               lambda: sum(len(room.members) for room in list(rooms.values())))
+        self.metrics.add_gauge("yjs_document_bytes", "encoded size of the loaded room:* documents (upper bound)",
+                               lambda: sum(room.size for room in list(rooms.values())))
+
+    def auth_refused(self, reason: str) -> None:
+        self.metrics.connects.labels("refused").inc()
+        if self.auth.enabled:
+            self.metrics.auth_failures.labels(reason).inc()
 
     # ---- socket ids (Phoenix's id/1) and disconnect ---------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,7 @@ from tornado.httputil import responses
 from tornado.ioloop import IOLoop
 from tornado.websocket import _WebSocketParams
 
+from .. import auth
 from ..channels.socket import PhoenixSocket
 from ..endpoint import Endpoint
 from ..logs import esc, protocol_log, verbose_protocol_errors
@@ -49,6 +51,8 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         self._assigns: dict[str, Any] = {}
         self._socket_id: str | None = None  # Phoenix's id/1, from the assigns (see Endpoint.socket_opened)
         self._silent_until = 0.0  # fault:* silence (see silence())
+        self._bearer = False
+        self._expiry_timer: Any = None
         self._counted = False  # holds a slot in endpoint.limits
 
     # ---- handshake ------------------------------------------------------------------------------------
@@ -73,10 +77,29 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
             return
         params = {key: values[-1].decode("utf-8", "replace")
                   for key, values in request.query_arguments.items() if key != "vsn"}
-        assigns = self.endpoint.connect(params)
-        if inspect.isawaitable(assigns):  # an async connect (TP_CONNECT_URL): answered before the 101/403
-            try:
-                assigns = await assigns
+        protocols = request.headers.get("Sec-WebSocket-Protocol")
+        # The chain: token auth (sync) -> the app's connect hook (sync or async) -> TP_CONNECT_URL (async).
+        pending: dict[str, Any] = {}
+
+        def hook(hook_params: dict[str, Any]) -> dict[str, Any] | None:
+            pending["params"] = hook_params  # without the token: auth strips it
+            result = self.endpoint.connect(hook_params)
+            if inspect.isawaitable(result):
+                pending["awaitable"] = result
+                return {}
+            return result
+
+        assigns = self.endpoint.auth.connect(params, protocols, hook)
+        backend = self.endpoint.backend if self.settings_.connect_url else None
+        if not isinstance(assigns, auth.Refused) and ("awaitable" in pending or backend is not None):
+            try:  # answered before the 101/403; other connections are served meanwhile
+                if "awaitable" in pending:
+                    extra = await pending["awaitable"]
+                    assigns = auth.Refused("connect refused") if extra is None else {**assigns, **extra}
+                if backend is not None and not isinstance(assigns, auth.Refused):
+                    claims = dict(assigns) if self.endpoint.auth.mode == "jwt" else None
+                    allowed = await backend.connect(pending.get("params", params), assigns, claims)
+                    assigns = auth.Refused("refused by the backend") if allowed is None else allowed
             except Exception as exc:  # the backend is down or answered nonsense: not the client's fault
                 log.warning("refuse status=503 reason=%s peer=%s", esc(f"connect hook failed: {exc}"), self._peer())
                 self._empty(503)
@@ -84,11 +107,16 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
             if self._on_close_called:  # the client left while the hook was awaited: nothing to upgrade
                 log.info("upgrade abandoned by the client during the connect hook peer=%s", self._peer())
                 return
-        if assigns is None:
-            log.warning("refuse status=403 reason=%s params=%s peer=%s", esc("connect refused"),
-                        esc(",".join(sorted(params))), self._peer())
+        protocols = request.headers.get("Sec-WebSocket-Protocol")
+        assigns = self.endpoint.auth.connect(params, protocols, self.endpoint.connect)
+        if isinstance(assigns, auth.Refused):  # the reason is ours (never the token); params: names only
+            self.endpoint.auth_refused(assigns.reason)
+            log.warning("refuse status=403 reason=%s auth=%s params=%s peer=%s", esc(assigns.reason),
+                        self.endpoint.auth.mode, esc(",".join(sorted(params))), self._peer())
             self._empty(403)
             return
+        # auth off: 1.7.24 answers no subprotocol; auth on: 1.8's auth_token answers "phoenix" (research 1.4)
+        self._bearer = self.endpoint.auth.enabled and protocols is not None and auth.AUTH_TOKEN_PREFIX in protocols
         problem = upgrade_problem(request.method or "", request.version, request.headers)
         if problem is not None:  # Phoenix answers websock_adapter's UpgradeError with 400 and its message
             protocol_log.warning("refuse status=400 reason=%s peer=%s", esc(problem), self._peer())
@@ -132,7 +160,12 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
                    for entry in allowed)
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
-        return None  # Phoenix 1.7 ignores offered subprotocols and answers none
+        # Phoenix 1.7 ignores offered subprotocols and answers none; with TP_AUTH on, a phoenix.js 1.8 authToken
+        # handshake (["phoenix", "base64url.bearer.phx.<token>"]) is answered "phoenix" like Phoenix 1.8's
+        # auth_token: true (the ws client rejects a handshake that answers none).
+        if self._bearer and "phoenix" in subprotocols:
+            return "phoenix"
+        return None
 
     def get_compression_options(self) -> dict[str, Any] | None:
         return None  # compress: false, as Phoenix's default
@@ -162,6 +195,10 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         loop = IOLoop.current()
         self._opened_at = self._last_seen = loop.time()
         self._idle_timer = loop.call_later(self.settings_.idle_timeout, self._check_idle)
+        expires_at = self._assigns.get(auth.EXPIRES_AT)
+        if expires_at is not None:
+            self._expiry_timer = loop.call_later(max(0.0, expires_at - time.time()), self._token_expired)
+        self.endpoint.metrics.connects.labels("ok").inc()
         log.info("conn=%s connect peer=%s vsn=%s params=%s", self.phx.id, self.phx.peer,
                  self.serializer.vsn, esc(",".join(sorted(params)) or "-"))
 
@@ -169,6 +206,9 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         if self.rejected or self.phx is None:
             return
         self._last_seen = now = IOLoop.current().time()
+        metrics = self.endpoint.metrics
+        metrics.messages_in += 1
+        metrics.bytes_in += len(message)
         if now < self._silent_until:
             return  # fault:* silence: dropped unread, as a network partition would lose it
         try:
@@ -197,6 +237,7 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
             return
         self.rejected = True
         self.closing(code, reason, excerpt)
+        self.endpoint.metrics.rejected.labels(_reason_label(code)).inc()
         self.close(code)
 
     def closing(self, code: int, reason: str, excerpt: str | bytes | None = None) -> None:
@@ -222,10 +263,29 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         else:
             self._idle_timer = loop.call_later(timeout - idle, self._check_idle)
 
+    def _token_expired(self) -> None:
+        self._expiry_timer = None
+        if not self.rejected and self.phx is not None:
+            self.rejected = True
+            log.info("conn=%s close code=%d reason=%s", self.phx.id, 4001, "token expired (TP_JWT_ENFORCE_EXPIRY)")
+            self.close(4001, "token expired")
+
+    def pending_bytes(self) -> int:
+        """Bytes queued on this connection's stream, not yet taken by the kernel."""
+        stream = self._protocol.stream if self._protocol is not None else None
+        if stream is None:
+            return 0
+        return stream._total_write_index - stream._total_write_done_index
+
     def on_close(self) -> None:
         if self._idle_timer is not None:
             IOLoop.current().remove_timeout(self._idle_timer)
             self._idle_timer = None
+        if self._expiry_timer is not None:
+            IOLoop.current().remove_timeout(self._expiry_timer)
+            self._expiry_timer = None
+        if self.phx is not None:
+            self.endpoint.metrics.closes.labels(str(self.close_code)).inc()
         self.endpoint.connections.discard(self)
         if self._counted:
             self._counted = False
@@ -292,6 +352,13 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
                                  self._peer())
             return
         log.error("unexpected error in the WebSocket handler", exc_info=(typ, value, tb))
+
+
+def _reason_label(code: int) -> str:
+    try:
+        return CloseCode(code).name.lower()
+    except ValueError:
+        return str(code)
 
 
 class _Muted:
