@@ -70,7 +70,7 @@ def make_app(
         connect or accept_all,
     )
     if settings.connect_url or settings.join_url or settings.event_url or settings.join_topic_patterns:
-        endpoint.backend = BackendClient(settings)  # TP_CONNECT_URL is asked in the handshake, after auth
+        endpoint.backend = BackendClient(settings, metrics=endpoint.metrics)  # TP_CONNECT_URL is asked in the handshake, after auth
     if getattr(pubsub, "metrics", False) is None:
         pubsub.metrics = endpoint.metrics  # type: ignore[attr-defined]  # broadcasts and fan-out sizes
     base = settings.socket_path.rstrip("/")

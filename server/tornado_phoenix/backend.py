@@ -71,8 +71,10 @@ def verify(secret: str, timestamp: str | None, signature: str | None, body: byte
 class BackendClient:
     """The server's side of the callbacks. One per Endpoint; `stats` counts outcomes per kind."""
 
-    def __init__(self, settings: Settings, *, client: tornado.httpclient.AsyncHTTPClient | None = None) -> None:
+    def __init__(self, settings: Settings, *, client: tornado.httpclient.AsyncHTTPClient | None = None,
+                 metrics: Any = None) -> None:
         self.settings = settings
+        self.metrics = metrics  # metrics.Metrics: tornado_phoenix_callbacks_total, tornado_phoenix_callback_seconds
         self.secret = settings.api_secret
         self.timeout = settings.callback_timeout
         self._slots = asyncio.Semaphore(settings.callback_concurrency)
@@ -89,9 +91,13 @@ class BackendClient:
             )
         return self._client
 
-    def _count(self, kind: str, outcome: str) -> None:
+    def _count(self, kind: str, outcome: str, seconds: float | None = None) -> None:
         counts = self.stats.setdefault(kind, {})
         counts[outcome] = counts.get(outcome, 0) + 1
+        if self.metrics is not None:
+            self.metrics.callbacks.labels(kind, outcome).inc()
+            if seconds is not None:
+                self.metrics.callback_seconds.labels(kind).observe(seconds)
 
     async def call(self, kind: str, url: str, body: dict[str, Any], *, what: str = "") -> dict[str, Any]:
         """POST `body` to `url` signed; return the JSON object answered, or raise BackendError."""
@@ -137,16 +143,16 @@ class BackendClient:
             if not isinstance(answer, dict):
                 raise BackendError(f"the answer is a JSON {type(answer).__name__}, expected an object")
         except TimeoutError:
-            self._count(kind, "timeout")
+            self._count(kind, "timeout", time.monotonic() - started)
             log.warning("callback %s %s%s failed: no answer within %.1fs (TP_CALLBACK_TIMEOUT) ms=%.1f", kind, url,
                         what, self.timeout, (time.monotonic() - started) * 1000)
             raise BackendError(f"no answer within {self.timeout}s") from None
         except BackendError as exc:
-            self._count(kind, "error")
+            self._count(kind, "error", time.monotonic() - started)
             log.warning("callback %s %s%s failed: status=%s %s ms=%.1f", kind, url, what, status, exc,
                         (time.monotonic() - started) * 1000)
             raise
-        self._count(kind, "ok")
+        self._count(kind, "ok", time.monotonic() - started)
         log.info("callback %s%s status=%s ms=%.1f", kind, what, status, (time.monotonic() - started) * 1000)
         return answer
 

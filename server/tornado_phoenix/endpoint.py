@@ -68,7 +68,19 @@ class _ControlSerializer:
     vsn = 0
 
     def encode_broadcast(self, message: Broadcast) -> Any:
-        return message
+        return _ControlFrame(message.event)
+
+
+class _ControlFrame:
+    """What a socket-id topic subscriber receives: the event only (no wire bytes; counted as 0 bytes)."""
+
+    __slots__ = ("event",)
+    data = b""
+    binary = False
+    wire = None
+
+    def __init__(self, event: str) -> None:
+        self.event = event
 
 
 _CONTROL = _ControlSerializer()

@@ -225,3 +225,21 @@ def test_api_broadcast_into_a_backend_topic_reaches_members(server):
                            {"topic": "chat:api", "event": "saved", "payload": {"id": 1}})
         assert status == 200 and body["local_recipients"] == 1
         assert next_not_presence(ws) == [None, None, "chat:api", "saved", {"id": 1}]
+
+
+def test_callbacks_are_counted_in_metrics(server):
+    import urllib.request
+
+    with connect(server, "lena") as ws:
+        join(ws, "chat:metrics")
+        send(ws, "1", "2", "chat:metrics", "echo", {})
+        assert next_not_presence(ws)[4]["status"] == "ok"
+        send(ws, "1", "3", "chat:metrics", "broken", {})
+        assert next_not_presence(ws)[4]["status"] == "error"
+    text = urllib.request.urlopen(server.http_url + "/metrics", timeout=5).read().decode()
+    counts = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
+              if line.startswith("tornado_phoenix_callbacks_total{")}
+    assert counts['tornado_phoenix_callbacks_total{kind="event",outcome="ok"}'] >= 1
+    assert counts['tornado_phoenix_callbacks_total{kind="event",outcome="error"}'] >= 1
+    assert counts['tornado_phoenix_callbacks_total{kind="connect",outcome="ok"}'] >= 1
+    assert 'tornado_phoenix_callback_seconds_bucket{kind="join",le=' in text

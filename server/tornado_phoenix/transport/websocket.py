@@ -107,8 +107,6 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
             if self._on_close_called:  # the client left while the hook was awaited: nothing to upgrade
                 log.info("upgrade abandoned by the client during the connect hook peer=%s", self._peer())
                 return
-        protocols = request.headers.get("Sec-WebSocket-Protocol")
-        assigns = self.endpoint.auth.connect(params, protocols, self.endpoint.connect)
         if isinstance(assigns, auth.Refused):  # the reason is ours (never the token); params: names only
             self.endpoint.auth_refused(assigns.reason)
             log.warning("refuse status=403 reason=%s auth=%s params=%s peer=%s", esc(assigns.reason),
