@@ -231,8 +231,10 @@ def test_disconnect_by_user_and_by_socket_id_closes_with_1000(backend):
 
 
 def test_api_bind_serves_the_api_only_on_its_own_address():
-    api_port = free_port()
-    server = LiveServer(env={"TP_API_SECRET": SECRET, "TP_API_BIND": f"127.0.0.1:{api_port}"}).start()
+    api_port, port = free_port(), free_port()
+    while port == api_port:  # free_port() may hand out the same just-closed port twice
+        port = free_port()
+    server = LiveServer(port=port, env={"TP_API_SECRET": SECRET, "TP_API_BIND": f"127.0.0.1:{api_port}"}).start()
     try:
         with RawWebSocket(server.port, V2) as ws:
             join(ws, "echo:bind")
