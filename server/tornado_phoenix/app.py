@@ -21,6 +21,7 @@ from .presence.local import LocalPresence
 from .pubsub.base import PubSub
 from .pubsub.local import LocalPubSub
 from .transport.http import HealthHandler, NotFoundHandler
+from .transport.longpoll import LongPollSessions, PhoenixLongPollHandler
 from .transport.websocket import PhoenixWebSocketHandler
 
 __all__ = ["default_router", "make_app", "STATIC_DIR"]
@@ -61,9 +62,19 @@ def make_app(
         connect or accept_all,
     )
     base = settings.socket_path.rstrip("/")
+    sessions = LongPollSessions(endpoint, settings.secret_key_base)
+    transports: list[Any] = []
+    if settings.websocket:  # TP_WEBSOCKET=off: upgrades get 404, clients fall back to long-poll
+        transports.append((rf"{base}/websocket/?", PhoenixWebSocketHandler, {"endpoint": endpoint}))
+    if settings.longpoll:
+        transports.append((rf"{base}/longpoll/?", PhoenixLongPollHandler, {"endpoint": endpoint, "sessions": sessions}))
+    if settings.supabase:
+        from .supabase import supabase_routes
+
+        transports += supabase_routes(endpoint, sessions)
     app = tornado.web.Application(
         [
-            (rf"{base}/websocket/?", PhoenixWebSocketHandler, {"endpoint": endpoint}),
+            *transports,
             (r"/health", HealthHandler, {"endpoint": endpoint}),
             # The browser console: the page at / and its files (phoenix.js is bundled, no CDN).
             (r"/()", tornado.web.StaticFileHandler, {"path": str(STATIC_DIR), "default_filename": "index.html"}),

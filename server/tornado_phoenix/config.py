@@ -40,6 +40,16 @@ OPTIONS: tuple[Option, ...] = (
            "comma-separated allowed Origin hosts (empty: allow all, like check_origin: false)"),
     Option("shutdown_timeout", "TP_SHUTDOWN_TIMEOUT", 4.0, float, "seconds to close sockets on SIGTERM"),
     Option("faults", "TP_FAULTS", True, bool, "route the fault:* channel (on/off)"),
+    Option("websocket", "TP_WEBSOCKET", True, bool,
+           "serve <path>/websocket (off: upgrades get 403, clients must use long-poll)"),
+    Option("longpoll", "TP_LONGPOLL", True, bool, "serve <path>/longpoll, phoenix.js's LongPoll transport (on/off)"),
+    Option("longpoll_window", "TP_LONGPOLL_WINDOW", 10.0, float,
+           "seconds a long-poll GET waits for messages (204 after); a session ends after 1.5x without a poll"),
+    Option("secret_key_base", "TP_SECRET_KEY_BASE", "", str,
+           "secret that signs long-poll session tokens (empty: a random one per start; set it for several workers)"),
+    Option("supabase", "TP_SUPABASE", True, bool, "serve the supabase realtime dialect at /realtime/v1 (on/off)"),
+    Option("supabase_apikeys", "TP_SUPABASE_APIKEYS", "", str,
+           "comma-separated apikey values /realtime/v1 accepts (empty: any non-empty apikey)"),
 )
 
 
@@ -56,17 +66,27 @@ class Settings:
     check_origin: str = ""
     shutdown_timeout: float = 4.0
     faults: bool = True
+    websocket: bool = True
+    longpoll: bool = True
+    longpoll_window: float = 10.0
+    secret_key_base: str = ""
+    supabase: bool = True
+    supabase_apikeys: str = ""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise SettingsError(f"TP_PORT/--port={self.port}: must be 0..65535")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise SettingsError(f"TP_LOG_LEVEL/--log-level={self.log_level!r}: use debug, info, warning or error")
-        for name in ("idle_timeout", "max_frame_size", "max_channels", "max_pending_bytes"):
+        for name in ("idle_timeout", "max_frame_size", "max_channels", "max_pending_bytes", "longpoll_window"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"TP_{name.upper()}/--{name.replace('_', '-')}: must be greater than 0")
         if not self.socket_path.startswith("/") or self.socket_path.endswith("/"):
             raise SettingsError(f"TP_SOCKET_PATH={self.socket_path!r}: must start with '/' and not end with '/'")
+
+    @property
+    def allowed_apikeys(self) -> frozenset[str]:
+        return frozenset(part.strip() for part in self.supabase_apikeys.split(",") if part.strip())
 
     @property
     def allowed_origins(self) -> frozenset[str]:

@@ -1,0 +1,3 @@
+"""placeholder"""
+def supabase_routes(endpoint, sessions):
+    return []
