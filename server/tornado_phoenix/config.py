@@ -50,6 +50,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("supabase", "TP_SUPABASE", True, bool, "serve the supabase realtime dialect at /realtime/v1 (on/off)"),
     Option("supabase_apikeys", "TP_SUPABASE_APIKEYS", "", str,
            "comma-separated apikey values /realtime/v1 accepts (empty: any non-empty apikey)"),
+    Option("supabase_jwt_secret", "TP_SUPABASE_JWT_SECRET", "", str,
+           "HS256 secret that realtime:* access_tokens must be signed with (empty: tokens are not checked)"),
 )
 
 
@@ -72,6 +74,7 @@ class Settings:
     secret_key_base: str = ""
     supabase: bool = True
     supabase_apikeys: str = ""
+    supabase_jwt_secret: str = ""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

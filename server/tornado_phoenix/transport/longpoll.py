@@ -161,13 +161,16 @@ def binary_frame_topic(data: bytes) -> str | None:
 class LongPollSessions:
     """Every long-poll session of one server, and the signer of their tokens."""
 
-    def __init__(self, endpoint: Endpoint, secret_key_base: str = "") -> None:
+    def __init__(self, endpoint: Endpoint, secret_key_base: str = "", signer: Signer | None = None) -> None:
         self.endpoint = endpoint
-        if not secret_key_base:
+        if signer is not None:
+            self.signer = signer
+        elif not secret_key_base:
             secret_key_base = random_secret()
             log.info("TP_SECRET_KEY_BASE is not set: long-poll tokens are signed with a random secret generated "
                      "at this start (sessions do not survive a restart; set it when several workers serve)")
-        self.signer = Signer(secret_key_base, "tornado_phoenix long-poll")
+        if signer is None:
+            self.signer = Signer(secret_key_base or random_secret(), "tornado_phoenix long-poll")
         self.window = endpoint.settings.longpoll_window
         self.lifetime = self.window * 1.5
         self.by_key: dict[str, LongPollSession] = {}
