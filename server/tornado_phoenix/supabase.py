@@ -31,7 +31,7 @@ from .channels.router import Router
 from .endpoint import Endpoint
 from .protocol import jsoncodec
 from .protocol.errors import DecodeError, EncodeError
-from .protocol.messages import Broadcast, Message, Outgoing, Push, Reply
+from .protocol.messages import Broadcast, Message, Outgoing, Reply
 from .protocol.serializers import Frame, Serializer, V1JsonSerializer, V2JsonSerializer
 from .protocol.serializers import negotiate as phoenix_negotiate
 from .transport.longpoll import LongPollSessions, PhoenixLongPollHandler

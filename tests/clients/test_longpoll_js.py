@@ -28,8 +28,8 @@ from tests.clients.test_phoenix_js import (
     _parse_result,
     frames,
     is_frame,
-    normalise,
     node_clients,  # noqa: F401  (fixture)
+    normalise,
     run_scenario,
     transcript_of,
 )

@@ -267,7 +267,7 @@ class PhoenixLongPollHandler(tornado.web.RequestHandler):
             waiter = session.waiter = self._waiter = asyncio.get_running_loop().create_future()
             try:
                 await asyncio.wait_for(asyncio.shield(waiter), self.sessions.window)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             if session.waiter is waiter:
                 session.waiter = None
@@ -346,6 +346,7 @@ class PhoenixLongPollHandler(tornado.web.RequestHandler):
     # ---- OPTIONS and the rest -----------------------------------------------------------------------------
 
     def options(self) -> None:
+        self.clear_header("Content-Type")  # Plug's send_resp(200, "") names none
         self.set_header("Access-Control-Allow-Headers", self.request.headers.get("Access-Control-Request-Headers", ""))
         self.set_header("Access-Control-Allow-Methods", "get, post, options")
         self.set_header("Access-Control-Max-Age", "3600")
