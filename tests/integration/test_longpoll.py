@@ -208,3 +208,14 @@ def test_websocket_off_refuses_the_upgrade_and_keeps_long_poll():
         open_session(server)
     finally:
         server.stop()
+
+
+def test_only_the_first_100_ndjson_lines_are_handled(lp):
+    token = open_session(lp)
+    post(lp, token, ['["1","1","echo:many","phx_join",{}]'])
+    assert poll_until(lp, token, 1)
+    lines = [f'["1","{n}","echo:many","ping",{{"n":{n}}}]' for n in range(2, 103)]  # 101 lines
+    assert post(lp, token, lines) == {"status": 200}
+    got = poll_until(lp, token, 200)
+    replies = [m for m in got if '"phx_reply"' in m]
+    assert len(replies) == 100 and replies[-1].startswith('["1","101",')
