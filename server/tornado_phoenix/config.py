@@ -84,6 +84,15 @@ class Settings:
         for name in ("idle_timeout", "max_frame_size", "max_channels", "max_pending_bytes", "longpoll_window"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"TP_{name.upper()}/--{name.replace('_', '-')}: must be greater than 0")
+        # Long-poll tokens minted by one worker must verify on the others: several workers need a shared secret.
+        # (`workers` comes with the scale-out settings; until then this is a single process.)
+        workers = self.worker_count() if hasattr(self, "worker_count") else getattr(self, "workers", 1)
+        if workers > 1 and self.longpoll and not self.secret_key_base:
+            raise SettingsError(
+                f"TP_WORKERS/--workers runs {workers} processes but TP_SECRET_KEY_BASE is not set: long-poll "
+                "session tokens must be signed with one shared secret. Set TP_SECRET_KEY_BASE to the output of "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(64))'`, or TP_LONGPOLL=off"
+            )
         if not self.socket_path.startswith("/") or self.socket_path.endswith("/"):
             raise SettingsError(f"TP_SOCKET_PATH={self.socket_path!r}: must start with '/' and not end with '/'")
 
