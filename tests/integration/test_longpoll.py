@@ -219,3 +219,11 @@ def test_only_the_first_100_ndjson_lines_are_handled(lp):
     got = poll_until(lp, token, 200)
     replies = [m for m in got if '"phx_reply"' in m]
     assert len(replies) == 100 and replies[-1].startswith('["1","101",')
+
+
+def test_invalid_utf8_body_is_408_and_ends_the_session(lp):
+    token = open_session(lp)
+    _, _, body = request(lp, "POST", f"vsn=2.0.0&token={token}", b'["1","1","echo:u","phx_join",{"a":"\xff"}]',
+                         {"Content-Type": "application/x-ndjson"})
+    assert json.loads(body) == {"status": 408}
+    assert post(lp, token, []) == {"status": 410}

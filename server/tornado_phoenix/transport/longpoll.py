@@ -167,7 +167,7 @@ class LongPollSessions:
             self.signer = signer
         elif not secret_key_base:
             secret_key_base = random_secret()
-            log.info("TP_SECRET_KEY_BASE is not set: long-poll tokens are signed with a random secret generated "
+            log.info("TP_SECRET_KEY_BASE is not set: long-poll tokens are signed with a random key generated "
                      "at this start (sessions do not survive a restart; set it when several workers serve)")
         if signer is None:
             self.signer = Signer(secret_key_base or random_secret(), "tornado_phoenix long-poll")
@@ -310,19 +310,21 @@ class PhoenixLongPollHandler(tornado.web.RequestHandler):
             self._status(410)
             return
         session = found[0]
-        content_type = self.request.headers.get("Content-Type", "")
-        body = self.request.body
-        if content_type.startswith("application/x-ndjson"):
-            lines = [line for line in body.decode("utf-8", "replace").replace("\r\n", "\n").split("\n") if line]
-        else:
-            lines = [body.decode("utf-8", "replace")]
-        for line in lines[:_MAX_LINES] if content_type.startswith("application/x-ndjson") else lines:
+        ndjson = self.request.headers.get("Content-Type", "").startswith("application/x-ndjson")
+        try:
+            body = self.request.body.decode("utf-8")
+        except UnicodeDecodeError:
+            session.reject(CloseCode.INVALID_PAYLOAD, "POST body is not valid UTF-8")
+            self._status(408)
+            return
+        lines = [line for line in body.replace("\r\n", "\n").split("\n") if line][:_MAX_LINES] if ndjson else [body]
+        for line in lines:
             phx = session.phx
             if phx is None:
                 self._status(410)
                 return
             try:
-                if line.startswith("[") or not content_type.startswith("application/x-ndjson"):
+                if line.startswith("[") or not ndjson:
                     message = session.serializer.decode_text(line)
                 else:
                     try:
