@@ -227,3 +227,26 @@ def test_invalid_utf8_body_is_408_and_ends_the_session(lp):
                          {"Content-Type": "application/x-ndjson"})
     assert json.loads(body) == {"status": 408}
     assert post(lp, token, []) == {"status": 410}
+
+
+def test_fault_channel_works_over_long_poll(lp):
+    """fault:* crash, silence and disconnect on a long-poll session (the same transport hooks as WebSocket)."""
+    token = open_session(lp)
+    post(lp, token, ['["1","1","fault:lp","phx_join",{}]', '["1","2","fault:lp","crash",{}]'])
+    got = poll_until(lp, token, 2)
+    assert got[1] == '["1","1","fault:lp","phx_error",{}]'
+    post(lp, token, ['["3","3","fault:lp","phx_join",{}]', '["3","4","fault:lp","silence",{"ms":3000}]'])
+    got = poll_until(lp, token, 2)
+    assert got[1] == '["3","4","fault:lp","phx_reply",{"response":{"silent_ms":3000},"status":"ok"}]'
+    post(lp, token, ['["3","5","fault:lp","drop_reply",{}]', '[null,"6","phoenix","heartbeat",{}]'])
+    assert poll(lp, token) == {"messages": [], "status": 204, "token": token}  # dropped while silent
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        post(lp, token, ['[null,"7","phoenix","heartbeat",{}]'])
+        answer = poll(lp, token)
+        if answer["messages"]:
+            break
+    assert answer["messages"] == ['[null,"7","phoenix","phx_reply",{"response":{},"status":"ok"}]']
+    post(lp, token, ['["3","8","fault:lp","disconnect",{"code":4000}]'])
+    assert wait_log(lp, "long-poll disconnect (shutdown 4000)")
+    assert post(lp, token, []) == {"status": 410}

@@ -71,3 +71,30 @@ def test_supabase_long_poll_carries_broadcasts_as_text(supa):
          path=path)
     got = poll_until(supa, token, 3, path=path)
     assert got[2] == '[null,null,"realtime:room","broadcast",{"event":"e","payload":{},"type":"broadcast"}]'
+
+
+def test_access_token_in_the_join_is_verified_when_a_secret_is_set():
+    import time
+
+    import jwt
+
+    secret = "s" * 40
+    server = LiveServer(env={"TP_SUPABASE_JWT_SECRET": secret}).start()
+    try:
+        expired = jwt.encode({"exp": int(time.time()) - 30}, secret, algorithm="HS256")
+        forged = jwt.encode({"exp": int(time.time()) + 30}, "t" * 40, algorithm="HS256")
+        good = jwt.encode({"exp": int(time.time()) + 30}, secret, algorithm="HS256")
+        with RawWebSocket(server.port, "/realtime/v1/websocket?apikey=a&vsn=2.0.0") as ws:
+            for ref, token, reason in (("1", expired, "Token has expired"), ("2", forged, "InvalidJWTToken")):
+                ws.send_text(json.dumps([ref, ref, "realtime:a", "phx_join", {"config": {}, "access_token": token}]))
+                reply = json.loads(ws.recv_text())
+                assert reply[4]["status"] == "error" and reply[4]["response"]["reason"].startswith(reason), reply
+            ws.send_text(json.dumps(["3", "3", "realtime:a", "phx_join", {"config": {}, "access_token": good}]))
+            assert ws.recv_text() == '["3","3","realtime:a","phx_reply",{"response":{"postgres_changes":[]},"status":"ok"}]'
+            ws.send_text(json.dumps(["3", "4", "realtime:a", "access_token", {"access_token": expired}]))
+            system = json.loads(ws.recv_text())
+            assert system[:4] == ["3", None, "realtime:a", "system"]
+            assert system[4]["status"] == "error" and system[4]["message"].startswith("Token has expired")
+            assert ws.recv_text() == '["3","3","realtime:a","phx_close",{}]'
+    finally:
+        server.stop()

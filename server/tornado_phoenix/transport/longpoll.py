@@ -61,12 +61,13 @@ class LongPollSession:
         self.last_poll = IOLoop.current().time()
         self.closed = False
         self._expiry: Any = None
+        self._silent_until = 0.0
         self.opened_at = self.last_poll
 
     # ---- Transport interface for PhoenixSocket --------------------------------------------------------
 
     def send(self, frame: Frame) -> None:
-        if self.closed:
+        if self.closed or self.silent():
             return
         if frame.binary:
             self._binary_refused(frame)
@@ -85,6 +86,13 @@ class LongPollSession:
 
     def on_connection_close(self) -> None:
         self.close("server stopping")
+
+    def silence(self, seconds: float) -> None:
+        """fault:* silence: for `seconds`, frames both ways are dropped (polls still answer 204, POSTs 200)."""
+        self._silent_until = IOLoop.current().time() + seconds
+
+    def silent(self) -> bool:
+        return self._silent_until > 0 and IOLoop.current().time() < self._silent_until
 
     def reject(self, code: int, reason: str) -> None:
         log.warning("conn=%s long-poll rejected frame, ending the session: %s", self._conn(), reason)
@@ -318,6 +326,8 @@ class PhoenixLongPollHandler(tornado.web.RequestHandler):
             self._status(408)
             return
         lines = [line for line in body.replace("\r\n", "\n").split("\n") if line][:_MAX_LINES] if ndjson else [body]
+        if session.silent():
+            lines = []  # fault:* silence: dropped unread, as a network partition would lose them
         for line in lines:
             phx = session.phx
             if phx is None:
