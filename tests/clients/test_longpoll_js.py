@@ -160,3 +160,16 @@ def test_phoenix18_long_poll_fallback(node_clients, websocket, expected):  # noq
             assert _wait_log(server, "long-poll connect", 5)
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("client", CLIENT_PARAMS)
+def test_session_gone_over_longpoll(node_clients, lp_server, client):  # noqa: F811
+    """The server ends the session: 1.8 closes with 3410 and rejoins; 1.7 takes the new token (reopens)."""
+    r = run_scenario(node_clients, "session_gone.js", client, lp_server)
+    _longpoll_only(r)
+    assert r["join1"][0] == "ok" and r["opens"] >= 2
+    if client == "1.8":
+        assert r["closes"][0] == {"code": 3410, "reason": "session_gone"}
+        assert r["join_ref_2"] != r["join_ref_1"] and r["state"] == "joined"
+    else:
+        assert r["closes"] == []
