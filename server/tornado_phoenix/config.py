@@ -40,6 +40,15 @@ OPTIONS: tuple[Option, ...] = (
            "comma-separated allowed Origin hosts (empty: allow all, like check_origin: false)"),
     Option("shutdown_timeout", "TP_SHUTDOWN_TIMEOUT", 4.0, float, "seconds to close sockets on SIGTERM"),
     Option("faults", "TP_FAULTS", True, bool, "route the fault:* channel (on/off)"),
+    Option("log_format", "TP_LOG_FORMAT", "text", str, "text, or json (one object per line)"),
+    Option("log_protocol_errors", "TP_LOG_PROTOCOL_ERRORS", "short", str,
+           "short (one line, rate-limited), verbose (longer excerpt, tracebacks) or off"),
+    Option("header_timeout", "TP_HEADER_TIMEOUT", 10.0, float,
+           "seconds a connection may take to send its complete request headers"),
+    Option("max_connections", "TP_MAX_CONNECTIONS", 10000, int,
+           "open WebSocket connections in total (HTTP 503 beyond); 0 for no limit"),
+    Option("max_connections_per_ip", "TP_MAX_CONNECTIONS_PER_IP", 1000, int,
+           "open WebSocket connections per client address (HTTP 429 beyond); 0 for no limit"),
     Option("websocket", "TP_WEBSOCKET", True, bool,
            "serve <path>/websocket (off: upgrades get 403, clients must use long-poll)"),
     Option("longpoll", "TP_LONGPOLL", True, bool, "serve <path>/longpoll, phoenix.js's LongPoll transport (on/off)"),
@@ -68,6 +77,11 @@ class Settings:
     check_origin: str = ""
     shutdown_timeout: float = 4.0
     faults: bool = True
+    log_format: str = "text"
+    log_protocol_errors: str = "short"
+    header_timeout: float = 10.0
+    max_connections: int = 10000
+    max_connections_per_ip: int = 1000
     websocket: bool = True
     longpoll: bool = True
     longpoll_window: float = 10.0
@@ -84,6 +98,17 @@ class Settings:
         for name in ("idle_timeout", "max_frame_size", "max_channels", "max_pending_bytes", "longpoll_window"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"TP_{name.upper()}/--{name.replace('_', '-')}: must be greater than 0")
+        if self.log_format not in ("text", "json"):
+            raise SettingsError(f"TP_LOG_FORMAT/--log-format={self.log_format!r}: use text or json")
+        if self.log_protocol_errors not in ("short", "verbose", "off"):
+            raise SettingsError(
+                f"TP_LOG_PROTOCOL_ERRORS/--log-protocol-errors={self.log_protocol_errors!r}: use short, verbose or off"
+            )
+        if self.header_timeout <= 0:
+            raise SettingsError("TP_HEADER_TIMEOUT/--header-timeout: must be greater than 0")
+        for name in ("max_connections", "max_connections_per_ip"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"TP_{name.upper()}/--{name.replace('_', '-')}: must be 0 (no limit) or more")
         # Long-poll tokens minted by one worker must verify on the others: several workers need a shared secret.
         # (`workers` comes with the scale-out settings; until then this is a single process.)
         workers = self.worker_count() if hasattr(self, "worker_count") else getattr(self, "workers", 1)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from .config import Settings
 from .presence.base import Presence
 from .pubsub.base import PubSub
+from .transport.limits import ConnectionLimits
 
 if TYPE_CHECKING:
     from .channels.router import Router
@@ -44,6 +45,7 @@ class Endpoint:
         self.started = time.monotonic()
         self.connections: set[PhoenixWebSocketHandler] = set()
         self.channels = 0
+        self.limits = ConnectionLimits(settings.max_connections, settings.max_connections_per_ip)
 
     def channel_joined(self) -> None:
         self.channels += 1

@@ -29,6 +29,7 @@ import tornado.web
 
 from .channels.router import Router
 from .endpoint import Endpoint
+from .logs import esc
 from .protocol import jsoncodec
 from .protocol.errors import DecodeError, EncodeError
 from .protocol.messages import Broadcast, Message, Outgoing, Reply
@@ -192,7 +193,7 @@ class SupabaseWebSocketHandler(PhoenixWebSocketHandler):
     async def get(self, *args: Any, **kwargs: Any) -> None:
         refusal = _apikey_refusal(self, self.settings_.allowed_apikeys)
         if refusal is not None:
-            log.warning("refused supabase upgrade from %s: %s", self._peer(), refusal)
+            log.warning("refuse status=403 reason=%s peer=%s (supabase mount)", esc(refusal), self._peer())
             self._empty(403)
             return
         await super().get(*args, **kwargs)
@@ -209,6 +210,7 @@ def supabase_endpoint(endpoint: Endpoint) -> Endpoint:
     sub = Endpoint(endpoint.settings, Router([("realtime:*", RealtimeChannel)]), endpoint.pubsub,
                    endpoint.presence, endpoint.connect)
     sub.connections = endpoint.connections
+    sub.limits = endpoint.limits  # one TP_MAX_CONNECTIONS budget for both mounts
     return sub
 
 

@@ -32,6 +32,7 @@ import tornado.web
 from tornado.ioloop import IOLoop
 
 from ..channels.socket import PhoenixSocket
+from ..logs import esc
 from ..protocol import jsoncodec
 from ..protocol.errors import CloseCode, ProtocolError
 from ..protocol.serializers import Frame, Serializer, negotiate
@@ -95,7 +96,7 @@ class LongPollSession:
         return self._silent_until > 0 and IOLoop.current().time() < self._silent_until
 
     def reject(self, code: int, reason: str) -> None:
-        log.warning("conn=%s long-poll rejected frame, ending the session: %s", self._conn(), reason)
+        log.warning("conn=%s long-poll rejected frame, ending the session: reason=%s", self._conn(), esc(reason))
         self.close("protocol error")
 
     # ---- lifetime -------------------------------------------------------------------------------------
@@ -142,7 +143,7 @@ class LongPollSession:
     def _binary_refused(self, frame: Frame) -> None:
         topic = binary_frame_topic(frame.data)
         log.error("conn=%s binary frame for topic=%s cannot travel over long-poll (Phoenix cannot either); "
-                  "crashing that channel: use the WebSocket transport for binary payloads", self._conn(), topic)
+                  "crashing that channel: use the WebSocket transport for binary payloads", self._conn(), esc(topic))
         phx = self.phx
         channel = phx.channels.get(topic) if phx is not None and topic is not None else None
         if channel is not None:
@@ -193,7 +194,7 @@ class LongPollSessions:
         self.endpoint.connections.add(session)
         session.arm_expiry()
         log.info("conn=%s long-poll connect peer=%s vsn=%s params=%s", session.phx.id, peer, serializer.vsn,
-                 ",".join(sorted(params)) or "-")
+                 esc(",".join(sorted(params))) if params else "-")
         return session, self.signer.sign(["v1", key])
 
     def find(self, token: str | None) -> tuple[LongPollSession, str] | None:
@@ -253,13 +254,13 @@ class PhoenixLongPollHandler(tornado.web.RequestHandler):
     async def get(self) -> None:
         serializer = self._negotiate(self.get_query_argument("vsn", None))
         if serializer is None:
-            log.warning("refused long-poll from %s: unsupported vsn=%r (use 1.0.0 or 2.0.0)", self._peer(),
-                        self.get_query_argument("vsn", None))
+            log.warning("long-poll refuse status=403 reason=%s vsn=%s peer=%s", esc("unsupported vsn (use 1.0.0 or "
+                        "2.0.0)"), esc(self.get_query_argument("vsn", None)), self._peer())
             self._status(403)
             return
         if not PhoenixWebSocketHandler._origin_allowed(self):  # type: ignore[arg-type]
-            log.warning("refused long-poll from %s: origin %r not in TP_CHECK_ORIGIN", self._peer(),
-                        self.request.headers.get("Origin"))
+            log.warning("long-poll refuse status=403 reason=%s origin=%s peer=%s", esc("origin not in TP_CHECK_ORIGIN"),
+                        esc(self.request.headers.get("Origin")), self._peer())
             self._status(403)
             return
         found = self.sessions.find(self._token())
@@ -292,8 +293,8 @@ class PhoenixLongPollHandler(tornado.web.RequestHandler):
         refusal = self._admit(self) if self._admit is not None else None
         assigns = self.endpoint.connect(params) if refusal is None else None
         if assigns is None:
-            log.warning("refused long-poll from %s: %s params=%s", self._peer(), refusal or "connect refused",
-                        ",".join(sorted(params)))
+            log.warning("long-poll refuse status=403 reason=%s params=%s peer=%s", esc(refusal or "connect refused"),
+                        esc(",".join(sorted(params))), self._peer())
             self._status(403)
             return
         auth_token = self.request.headers.get("X-Phoenix-AuthToken")
