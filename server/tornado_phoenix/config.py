@@ -49,6 +49,14 @@ OPTIONS: tuple[Option, ...] = (
            "open WebSocket connections in total (HTTP 503 beyond); 0 for no limit"),
     Option("max_connections_per_ip", "TP_MAX_CONNECTIONS_PER_IP", 1000, int,
            "open WebSocket connections per client address (HTTP 429 beyond); 0 for no limit"),
+    Option("yjs_store", "TP_YJS_STORE", "sqlite:///data/yjs.sqlite3", str,
+           "where room:* documents are kept: sqlite:///relative.db, sqlite:////absolute.db or memory"),
+    Option("yjs_room_ttl", "TP_YJS_ROOM_TTL", 60.0, float,
+           "seconds a room:* document stays loaded after its last member left"),
+    Option("yjs_max_update_bytes", "TP_YJS_MAX_UPDATE_BYTES", 1024 * 1024, int,
+           "largest room:* update or y-protocols message in bytes (error 'update too large')"),
+    Option("yjs_max_doc_bytes", "TP_YJS_MAX_DOC_BYTES", 64 * 1024 * 1024, int,
+           "largest room:* document in bytes (error 'document too large')"),
     Option("websocket", "TP_WEBSOCKET", True, bool,
            "serve <path>/websocket (off: upgrades get 403, clients must use long-poll)"),
     Option("longpoll", "TP_LONGPOLL", True, bool, "serve <path>/longpoll, phoenix.js's LongPoll transport (on/off)"),
@@ -82,6 +90,10 @@ class Settings:
     header_timeout: float = 10.0
     max_connections: int = 10000
     max_connections_per_ip: int = 1000
+    yjs_store: str = "sqlite:///data/yjs.sqlite3"
+    yjs_room_ttl: float = 60.0
+    yjs_max_update_bytes: int = 1024 * 1024
+    yjs_max_doc_bytes: int = 64 * 1024 * 1024
     websocket: bool = True
     longpoll: bool = True
     longpoll_window: float = 10.0
@@ -109,6 +121,17 @@ class Settings:
         for name in ("max_connections", "max_connections_per_ip"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"TP_{name.upper()}/--{name.replace('_', '-')}: must be 0 (no limit) or more")
+        for name in ("yjs_max_update_bytes", "yjs_max_doc_bytes"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"TP_{name.upper()}/--{name.replace('_', '-')}: must be greater than 0")
+        if self.yjs_room_ttl < 0:
+            raise SettingsError("TP_YJS_ROOM_TTL/--yjs-room-ttl: must be 0 or more seconds")
+        from .yjs.store import parse_store_url
+
+        try:
+            parse_store_url(self.yjs_store)
+        except ValueError as exc:
+            raise SettingsError(f"TP_YJS_STORE/--yjs-store={exc}") from None
         # Long-poll tokens minted by one worker must verify on the others: several workers need a shared secret.
         # (`workers` comes with the scale-out settings; until then this is a single process.)
         workers = self.worker_count() if hasattr(self, "worker_count") else getattr(self, "workers", 1)

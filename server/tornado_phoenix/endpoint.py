@@ -46,6 +46,16 @@ class Endpoint:
         self.connections: set[PhoenixWebSocketHandler] = set()
         self.channels = 0
         self.limits = ConnectionLimits(settings.max_connections, settings.max_connections_per_ip)
+        from .yjs.room import RoomManager
+
+        # room:* documents (yjs/); relays go through this endpoint's pubsub, the store opens on first use.
+        self.yjs = RoomManager(
+            pubsub,
+            store=settings.yjs_store,
+            ttl=settings.yjs_room_ttl,
+            max_update_bytes=settings.yjs_max_update_bytes,
+            max_doc_bytes=settings.yjs_max_doc_bytes,
+        )
 
     def channel_joined(self) -> None:
         self.channels += 1

@@ -58,6 +58,8 @@ class Server:
             handler.on_connection_close()  # clients that never answered the close: drop them
         if self.http is not None:
             await self.http.close_all_connections()
+        # Every loaded room:* document is written to the store before we exit (bounded like the sockets).
+        await self.endpoint.yjs.close(timeout=max(self.settings.shutdown_timeout, 5.0))
         log.info("stopped")
 
 
