@@ -250,3 +250,34 @@ def test_fault_channel_works_over_long_poll(lp):
     post(lp, token, ['["3","8","fault:lp","disconnect",{"code":4000}]'])
     assert wait_log(lp, "long-poll disconnect (shutdown 4000)")
     assert post(lp, token, []) == {"status": 410}
+
+
+def test_yjs_json_protocol_over_long_poll():
+    """room:* with the JSON protocol works over long-poll unchanged: join state, update relayed to the other."""
+    from pycrdt import Doc, Text
+
+    server = LiveServer(env={"TP_LONGPOLL_WINDOW": str(WINDOW), "TP_YJS_STORE": "memory"}).start()
+    try:
+        a, b = open_session(server), open_session(server)
+        post(server, a, ['["1","1","room:lp","phx_join",{"user_id":"a"}]'])
+        post(server, b, ['["1","1","room:lp","phx_join",{"user_id":"b"}]'])
+        assert any('"phx_reply"' in m and '"state"' in m for m in poll_until(server, b, 1))
+        doc = Doc()
+        doc["t"] = text = Text()
+        text += "over long-poll"
+        update = list(doc.get_update())
+        assert post(server, a, [json.dumps(["1", "2", "room:lp", "update", {"data": update}])]) == {"status": 200}
+        deadline = time.monotonic() + 8
+        relayed = None
+        while relayed is None and time.monotonic() < deadline:
+            for m in poll(server, b)["messages"]:
+                frame = json.loads(m)
+                if frame[3] == "update":
+                    relayed = frame[4]["data"]
+        assert relayed is not None
+        replica = Doc()
+        replica.apply_update(bytes(relayed))
+        replica["t"] = got = Text()
+        assert str(got) == "over long-poll"
+    finally:
+        server.stop()
