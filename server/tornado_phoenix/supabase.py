@@ -19,6 +19,7 @@ sockets never get a Phoenix binary frame (kinds 0/1/2): realtime-js cannot decod
 
 from __future__ import annotations
 
+import copy
 import logging
 import struct
 import time
@@ -204,13 +205,11 @@ class SupabaseWebSocketHandler(PhoenixWebSocketHandler):
 
 
 def supabase_endpoint(endpoint: Endpoint) -> Endpoint:
-    """An Endpoint sharing pub/sub, presence, settings and the connection set, routing only `realtime:*`."""
+    """The same Endpoint (pub/sub, presence, auth, metrics, limits, connections) routing only `realtime:*`."""
     from .channels.realtime import RealtimeChannel
 
-    sub = Endpoint(endpoint.settings, Router([("realtime:*", RealtimeChannel)]), endpoint.pubsub,
-                   endpoint.presence, endpoint.connect)
-    sub.connections = endpoint.connections
-    sub.limits = endpoint.limits  # one TP_MAX_CONNECTIONS budget for both mounts
+    sub = copy.copy(endpoint)  # shares every attribute; only the router differs
+    sub.router = Router([("realtime:*", RealtimeChannel)])
     return sub
 
 

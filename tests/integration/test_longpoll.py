@@ -281,3 +281,17 @@ def test_yjs_json_protocol_over_long_poll():
         assert str(got) == "over long-poll"
     finally:
         server.stop()
+
+
+def test_long_poll_uses_the_websockets_auth():
+    """TP_AUTH applies to long-poll as to the WebSocket: the token param, or 1.8's X-Phoenix-AuthToken header."""
+    server = LiveServer(env={"TP_AUTH": "token", "TP_AUTH_TOKENS": "alpha,beta"}).start()
+    try:
+        status, _, body = request(server, "GET", "vsn=2.0.0")
+        assert (status, body) == (200, b'{"status":403}')
+        assert (request(server, "GET", "vsn=2.0.0&token=gamma")[2]) == b'{"status":403}'
+        open_session(server, "vsn=2.0.0&token=alpha")
+        open_session(server, "vsn=2.0.0", headers={"X-Phoenix-AuthToken": "beta"})
+        assert wait_log(server, "long-poll refuse status=403 reason=missing token")
+    finally:
+        server.stop()

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import tornado.web
 from tornado.ioloop import IOLoop
 
+from .. import auth
 from ..channels.socket import PhoenixSocket
 from ..logs import esc
 from ..protocol import jsoncodec
@@ -193,6 +194,9 @@ class LongPollSessions:
         self.by_key[key] = session
         self.endpoint.connections.add(session)
         session.arm_expiry()
+        expires_at = assigns.get(auth.EXPIRES_AT)
+        if expires_at is not None:  # TP_AUTH=jwt: the session ends when its token expires, as the WebSocket closes
+            IOLoop.current().call_later(max(0.0, expires_at - time.time()), session.close, "token expired")
         log.info("conn=%s long-poll connect peer=%s vsn=%s params=%s", session.phx.id, peer, serializer.vsn,
                  esc(",".join(sorted(params))) if params else "-")
         return session, self.signer.sign(["v1", key])
@@ -291,15 +295,20 @@ class PhoenixLongPollHandler(tornado.web.RequestHandler):
         params = {key: values[-1].decode("utf-8", "replace")
                   for key, values in self.request.query_arguments.items() if key not in ("vsn", "token")}
         refusal = self._admit(self) if self._admit is not None else None
-        assigns = self.endpoint.connect(params) if refusal is None else None
-        if assigns is None:
-            log.warning("long-poll refuse status=403 reason=%s params=%s peer=%s", esc(refusal or "connect refused"),
-                        esc(",".join(sorted(params))), self._peer())
+        # The WebSocket's connect path (TP_AUTH and the connect hook); phoenix.js 1.8 sends its authToken in
+        # X-Phoenix-AuthToken here, passed on as the subprotocol the WebSocket would have carried it in.
+        header = self.request.headers.get("X-Phoenix-AuthToken")
+        protocols = None
+        if header is not None:
+            protocols = "phoenix, " + auth.AUTH_TOKEN_PREFIX + base64.b64encode(header.encode()).decode().rstrip("=")
+        assigns = (self.endpoint.auth.connect(params, protocols, self.endpoint.connect) if refusal is None
+                   else auth.Refused(refusal))
+        if isinstance(assigns, auth.Refused):
+            self.endpoint.auth_refused(assigns.reason)
+            log.warning("long-poll refuse status=403 reason=%s auth=%s params=%s peer=%s", esc(assigns.reason),
+                        self.endpoint.auth.mode, esc(",".join(sorted(params))), self._peer())
             self._status(403)
             return
-        auth_token = self.request.headers.get("X-Phoenix-AuthToken")
-        if auth_token is not None:
-            assigns = {**assigns, "auth_token": auth_token}
         _session, token = self.sessions.open(serializer, params, assigns, self._peer(), self._make_socket)
         self._status(410, token, [])
 
