@@ -292,8 +292,10 @@ class PhoenixLongPollHandler(tornado.web.RequestHandler):
         self._status(200 if messages else 204, token, messages)
 
     def _open(self, serializer: Serializer) -> None:
-        params = {key: values[-1].decode("utf-8", "replace")
-                  for key, values in self.request.query_arguments.items() if key not in ("vsn", "token")}
+        # phoenix.js appends the session token as a second `token` after the app's params (`?token=<app's>&vsn=2.0.0
+        # &token=<session>`): the session lookup takes the last value, the connect params the first.
+        params = {key: values[0 if key == "token" else -1].decode("utf-8", "replace")
+                  for key, values in self.request.query_arguments.items() if key != "vsn"}
         refusal = self._admit(self) if self._admit is not None else None
         # The WebSocket's connect path (TP_AUTH and the connect hook); phoenix.js 1.8 sends its authToken in
         # X-Phoenix-AuthToken here, passed on as the subprotocol the WebSocket would have carried it in.
