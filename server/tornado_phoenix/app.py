@@ -26,6 +26,7 @@ from .presence.local import LocalPresence
 from .pubsub.base import PubSub
 from .pubsub.local import LocalPubSub
 from .transport.http import HealthHandler, NotFoundHandler
+from .transport.longpoll import LongPollSessions, PhoenixLongPollHandler
 from .transport.websocket import PhoenixWebSocketHandler
 
 __all__ = ["default_router", "make_app", "make_api_app", "STATIC_DIR"]
@@ -74,12 +75,22 @@ def make_app(
     if getattr(pubsub, "metrics", False) is None:
         pubsub.metrics = endpoint.metrics  # type: ignore[attr-defined]  # broadcasts and fan-out sizes
     base = settings.socket_path.rstrip("/")
+    sessions = LongPollSessions(endpoint, settings.secret_key_base)
+    transports: list[Any] = []
+    if settings.websocket:  # TP_WEBSOCKET=off: upgrades get 404, clients fall back to long-poll
+        transports.append((rf"{base}/websocket/?", PhoenixWebSocketHandler, {"endpoint": endpoint}))
+    if settings.longpoll:
+        transports.append((rf"{base}/longpoll/?", PhoenixLongPollHandler, {"endpoint": endpoint, "sessions": sessions}))
+    if settings.supabase:
+        from .supabase import supabase_routes
+
+        transports += supabase_routes(endpoint, sessions)
     metrics_routes: list[Any] = []
     if settings.metrics and not settings.metrics_bind:
         metrics_routes.append((r"/metrics", MetricsHandler, {"metrics": endpoint.metrics}))
     app = tornado.web.Application(
         [
-            (rf"{base}/websocket/?", PhoenixWebSocketHandler, {"endpoint": endpoint}),
+            *transports,
             (r"/health", HealthHandler, {"endpoint": endpoint}),
             *metrics_routes,
             # The browser console: the page at / and its files (phoenix.js is bundled, no CDN).

@@ -89,6 +89,18 @@ OPTIONS: tuple[Option, ...] = (
     Option("callback_timeout", "TP_CALLBACK_TIMEOUT", 5.0, float, "seconds to wait for the backend's answer"),
     Option("callback_concurrency", "TP_CALLBACK_CONCURRENCY", 100, int,
            "callbacks in flight at once; more wait their turn (within TP_CALLBACK_TIMEOUT)"),
+    Option("websocket", "TP_WEBSOCKET", True, bool,
+           "serve <path>/websocket (off: upgrades get 403, clients must use long-poll)"),
+    Option("longpoll", "TP_LONGPOLL", True, bool, "serve <path>/longpoll, phoenix.js's LongPoll transport (on/off)"),
+    Option("longpoll_window", "TP_LONGPOLL_WINDOW", 10.0, float,
+           "seconds a long-poll GET waits for messages (204 after); a session ends after 1.5x without a poll"),
+    Option("secret_key_base", "TP_SECRET_KEY_BASE", "", str,
+           "secret that signs long-poll session tokens (empty: a random one per start; set it for several workers)"),
+    Option("supabase", "TP_SUPABASE", True, bool, "serve the supabase realtime dialect at /realtime/v1 (on/off)"),
+    Option("supabase_apikeys", "TP_SUPABASE_APIKEYS", "", str,
+           "comma-separated apikey values /realtime/v1 accepts (empty: any non-empty apikey)"),
+    Option("supabase_jwt_secret", "TP_SUPABASE_JWT_SECRET", "", str,
+           "HS256 secret that realtime:* access_tokens must be signed with (empty: tokens are not checked)"),
 )
 
 
@@ -137,6 +149,13 @@ class Settings:
     event_joins: bool = False
     callback_timeout: float = 5.0
     callback_concurrency: int = 100
+    websocket: bool = True
+    longpoll: bool = True
+    longpoll_window: float = 10.0
+    secret_key_base: str = ""
+    supabase: bool = True
+    supabase_apikeys: str = ""
+    supabase_jwt_secret: str = ""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -144,7 +163,7 @@ class Settings:
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise SettingsError(f"TP_LOG_LEVEL/--log-level={self.log_level!r}: use debug, info, warning or error")
         for name in ("idle_timeout", "max_frame_size", "max_channels", "max_pending_bytes", "callback_timeout",
-                     "callback_concurrency"):
+                     "callback_concurrency", "longpoll_window"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"TP_{name.upper()}/--{name.replace('_', '-')}: must be greater than 0")
         if self.log_format not in ("text", "json"):
@@ -173,6 +192,15 @@ class Settings:
             raise SettingsError(f"TP_AUTH/--auth={self.auth!r}: use none, token or jwt")
         if self.metrics_bind and not _host_port(self.metrics_bind):
             raise SettingsError(f"TP_METRICS_BIND={self.metrics_bind!r}: expected host:port, e.g. 127.0.0.1:9100")
+        # Long-poll tokens minted by one worker must verify on the others: several workers need a shared secret.
+        # (`workers` comes with the scale-out settings; until then this is a single process.)
+        workers = self.worker_count() if hasattr(self, "worker_count") else getattr(self, "workers", 1)
+        if workers > 1 and self.longpoll and not self.secret_key_base:
+            raise SettingsError(
+                f"TP_WORKERS/--workers runs {workers} processes but TP_SECRET_KEY_BASE is not set: long-poll "
+                "session tokens must be signed with one shared secret. Set TP_SECRET_KEY_BASE to the output of "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(64))'`, or TP_LONGPOLL=off"
+            )
         if not self.socket_path.startswith("/") or self.socket_path.endswith("/"):
             raise SettingsError(f"TP_SOCKET_PATH={self.socket_path!r}: must start with '/' and not end with '/'")
         for name in ("connect_url", "join_url", "event_url"):
@@ -203,6 +231,10 @@ class Settings:
         if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
             raise SettingsError(f"TP_API_BIND={self.api_bind!r}: expected HOST:PORT, e.g. 127.0.0.1:4100")
         return host.strip("[]"), int(port)
+
+    @property
+    def allowed_apikeys(self) -> frozenset[str]:
+        return frozenset(part.strip() for part in self.supabase_apikeys.split(",") if part.strip())
 
     @property
     def allowed_origins(self) -> frozenset[str]:
