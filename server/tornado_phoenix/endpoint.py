@@ -44,6 +44,7 @@ class Endpoint:
         self.started = time.monotonic()
         self.connections: set[PhoenixWebSocketHandler] = set()
         self.channels = 0
+        self.draining = False  # set by Server.shutdown: no presence leave broadcasts while everyone leaves
 
     def channel_joined(self) -> None:
         self.channels += 1

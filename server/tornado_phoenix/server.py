@@ -37,6 +37,7 @@ class Server:
         """Stop accepting, close every socket with 1001 (clients reconnect), wait for them, bounded."""
         if self.http is not None:
             self.http.stop()
+        self.endpoint.draining = True
         connections = list(self.endpoint.connections)
         log.info("shutting down: closing %d connection(s) with 1001", len(connections))
         for handler in connections:

@@ -153,6 +153,11 @@ class PhoenixSocket:
             except EncodeError:
                 self._crash(channel, "join reply could not be encoded")
             else:
+                # Phoenix 1.7.24: the old join's phx_close comes right after the new join's reply, before
+                # anything the new join's after_join sends (presence_diff, presence_state).
+                if previous is not None:
+                    self.send(Push(previous.join_ref, previous.join_ref, topic, PHX_CLOSE, {}))
+                    previous = None
                 if channel.alive:
                     self.run_guarded(channel, channel.after_join)
         if previous is not None:
@@ -233,7 +238,9 @@ class PhoenixSocket:
             log.exception("conn=%s handle_leave raised topic=%s", self.id, channel.topic)
         finally:
             channel.alive = False
-            self.endpoint.presence.untrack(channel)
+            # A shutting-down server closes every socket with 1001: a leave diff per departing member would
+            # be n broadcasts to n members (O(n^2) frames) that nobody stays to read.
+            self.endpoint.presence.untrack(channel, broadcast=not self.endpoint.draining)
 
     def terminate(self, reason: str = "closed") -> None:
         """The connection is gone: every channel leaves without frames; presence leaves reach the others."""
