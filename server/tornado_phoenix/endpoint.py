@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .config import Settings
+from .limits import OutboundBudget
 from .presence.base import Presence
 from .pubsub.base import PubSub
 
@@ -44,6 +45,7 @@ class Endpoint:
         self.started = time.monotonic()
         self.connections: set[PhoenixWebSocketHandler] = set()
         self.channels = 0
+        self.outbound = OutboundBudget(settings.max_pending_bytes_total, settings.max_pending_bytes)
         self.draining = False  # set by Server.shutdown: no presence leave broadcasts while everyone leaves
 
     def channel_joined(self) -> None:

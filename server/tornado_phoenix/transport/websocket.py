@@ -7,6 +7,7 @@ close codes for bad input (1011, 1007). Everything Phoenix-specific happens in c
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +20,7 @@ from tornado.websocket import _WebSocketParams
 
 from ..channels.socket import PhoenixSocket
 from ..endpoint import Endpoint
+from ..limits import FAIR_SLICE, TokenBucket
 from ..protocol.errors import CloseCode, ProtocolError
 from ..protocol.serializers import Frame, Serializer, negotiate
 from .tornado_compat import PhoenixWebSocketProtocol, frame_bytes
@@ -43,6 +45,8 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         self._params: dict[str, str] = {}
         self._assigns: dict[str, Any] = {}
         self._silent_until = 0.0  # fault:* silence (see silence())
+        self._bucket: TokenBucket | None = None  # TP_MAX_MESSAGES_PER_SECOND (limits.py)
+        self._in_a_row = 0  # messages handled since this socket last yielded to the loop
 
     # ---- handshake ------------------------------------------------------------------------------------
 
@@ -122,16 +126,22 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         self.endpoint.connections.add(self)
         loop = IOLoop.current()
         self._opened_at = self._last_seen = loop.time()
+        self._bucket = TokenBucket(self.settings_.max_messages_per_second, self.settings_.message_burst, loop.time())
         self._idle_timer = loop.call_later(self.settings_.idle_timeout, self._check_idle)
         log.info("conn=%s connect peer=%s vsn=%s params=%s", self.phx.id, self.phx.peer,
                  self.serializer.vsn, ",".join(sorted(params)) or "-")
 
-    def on_message(self, message: str | bytes) -> None:
+    def on_message(self, message: str | bytes) -> Any:
         if self.rejected or self.phx is None:
-            return
+            return None
         self._last_seen = now = IOLoop.current().time()
         if now < self._silent_until:
-            return  # fault:* silence: dropped unread, as a network partition would lose it
+            return None  # fault:* silence: dropped unread, as a network partition would lose it
+        if not self._bucket.take(now):  # type: ignore[union-attr]
+            self.reject(CloseCode.POLICY_VIOLATION, f"message rate over TP_MAX_MESSAGES_PER_SECOND="
+                        f"{self.settings_.max_messages_per_second:g} (burst TP_MESSAGE_BURST="
+                        f"{self.settings_.message_burst})")
+            return None
         try:
             if type(message) is str:
                 decoded = self.serializer.decode_text(message)
@@ -144,6 +154,13 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
             # Same as a crashed Phoenix socket process: this connection closes 1011, nothing else is affected.
             log.exception("conn=%s internal error while handling a frame", self.phx.id)
             self.reject(CloseCode.INTERNAL_ERROR, "internal error")
+        self._in_a_row += 1
+        if self._in_a_row >= FAIR_SLICE:
+            # Fairness: Tornado reads the next frame from the buffer without returning to the loop; after a
+            # slice of messages, let other sockets' frames and timers run first.
+            self._in_a_row = 0
+            return asyncio.sleep(0)
+        return None
 
     def on_ping(self, data: bytes) -> None:
         self._last_seen = IOLoop.current().time()
@@ -174,6 +191,7 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
             self._idle_timer = loop.call_later(timeout - idle, self._check_idle)
 
     def on_close(self) -> None:
+        self.endpoint.outbound.forget(self)
         if self._idle_timer is not None:
             IOLoop.current().remove_timeout(self._idle_timer)
             self._idle_timer = None
@@ -192,8 +210,27 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         if protocol is None or self.rejected or protocol.server_terminated:
             return
         pending = protocol.write_wire(frame.wire or frame_bytes(frame))  # 0 if the stream is closed
-        if pending > self.settings_.max_pending_bytes:
-            self.reject(CloseCode.INTERNAL_ERROR, f"slow consumer: {pending} bytes unsent (TP_MAX_PENDING_BYTES)")
+        if pending or self._queued:
+            self._queued = bool(pending)
+            for handler, queued, reason in self.endpoint.outbound.update(self, pending):
+                handler.overflow(queued, reason)
+
+    _queued = False  # last seen with bytes queued (then every send reports to the budget)
+
+    def pending_bytes(self) -> int:
+        protocol = self._protocol
+        return 0 if protocol is None or self.rejected else protocol.pending_bytes()
+
+    def overflow(self, queued: int, reason: str) -> None:
+        """Over TP_MAX_PENDING_BYTES(_TOTAL): drop the queue, close 1011 ahead of the dropped data."""
+        if self.rejected:
+            return
+        self.rejected = True
+        protocol = self._protocol
+        dropped = protocol.drop_queue() if protocol is not None else 0
+        log.warning("conn=%s closing with 1011: %s (%d queued bytes dropped)",
+                    self.phx.id if self.phx else "-", reason, dropped)
+        self.close(CloseCode.INTERNAL_ERROR)
 
     def call_later(self, delay: float, callback: Callable[[], Any]) -> Any:
         return IOLoop.current().call_later(delay, callback)
