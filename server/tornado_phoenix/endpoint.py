@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .config import Settings
-from .limits import OutboundBudget
+from .limits import FaultBudget, OutboundBudget
 from .presence.base import Presence
 from .pubsub.base import PubSub
 
@@ -46,6 +46,7 @@ class Endpoint:
         self.connections: set[PhoenixWebSocketHandler] = set()
         self.channels = 0
         self.outbound = OutboundBudget(settings.max_pending_bytes_total, settings.max_pending_bytes)
+        self.fault_budget = FaultBudget()  # what fault:* may hold at once (channels/fault.py)
         self.draining = False  # set by Server.shutdown: no presence leave broadcasts while everyone leaves
 
     def channel_joined(self) -> None:

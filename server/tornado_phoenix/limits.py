@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-__all__ = ["OutboundBudget", "TokenBucket", "FAIR_SLICE", "Queue"]
+__all__ = ["OutboundBudget", "TokenBucket", "FaultBudget", "FAIR_SLICE", "Queue"]
 
 FAIR_SLICE = 32
 
@@ -124,3 +124,70 @@ class TokenBucket:
             return False
         self.tokens = tokens - 1.0
         return True
+
+
+class FaultBudget:
+    """What `fault:*` may hold at once, per socket and per server (issue 10, defect 13): timers (`delay`,
+    `push_after`), the bytes `push_after` payloads keep alive, and running `broadcast_storm`s.
+
+    `acquire(...)` returns None when granted, else the reason for the error reply; every grant is given back
+    with `release(...)` (when the timer fires or is cancelled, when the storm ends or stops)."""
+
+    TIMERS_PER_SOCKET = 100
+    TIMERS_PER_SERVER = 10_000
+    HELD_BYTES_PER_SOCKET = 1024 * 1024
+    HELD_BYTES_PER_SERVER = 16 * 1024 * 1024
+    STORMS_PER_SOCKET = 1
+    STORMS_PER_SERVER = 4
+
+    def __init__(self) -> None:
+        self.timers = 0
+        self.held_bytes = 0
+        self.storms = 0
+        self._sockets: dict[object, list[int]] = {}  # socket -> [timers, held bytes, storms]
+
+    def acquire_timer(self, socket: object, held: int) -> str | None:
+        mine = self._sockets.get(socket) or [0, 0, 0]
+        if mine[0] >= self.TIMERS_PER_SOCKET:
+            return f"too many fault timers on this socket (at most {self.TIMERS_PER_SOCKET} pending)"
+        if self.timers >= self.TIMERS_PER_SERVER:
+            return f"too many fault timers on this server (at most {self.TIMERS_PER_SERVER} pending)"
+        if mine[1] + held > self.HELD_BYTES_PER_SOCKET:
+            return f"pending push_after payloads on this socket would exceed {self.HELD_BYTES_PER_SOCKET} bytes"
+        if self.held_bytes + held > self.HELD_BYTES_PER_SERVER:
+            return f"pending push_after payloads on this server would exceed {self.HELD_BYTES_PER_SERVER} bytes"
+        mine[0] += 1
+        mine[1] += held
+        self._sockets[socket] = mine
+        self.timers += 1
+        self.held_bytes += held
+        return None
+
+    def release_timer(self, socket: object, held: int) -> None:
+        self.timers -= 1
+        self.held_bytes -= held
+        self._adjust(socket, 0, -1, -held)
+
+    def acquire_storm(self, socket: object) -> str | None:
+        mine = self._sockets.get(socket) or [0, 0, 0]
+        if mine[2] >= self.STORMS_PER_SOCKET:
+            return "a broadcast_storm from this socket is still running"
+        if self.storms >= self.STORMS_PER_SERVER:
+            return f"too many broadcast_storms running on this server (at most {self.STORMS_PER_SERVER})"
+        mine[2] += 1
+        self._sockets[socket] = mine
+        self.storms += 1
+        return None
+
+    def release_storm(self, socket: object) -> None:
+        self.storms -= 1
+        self._adjust(socket, 2, -1, 0)
+
+    def _adjust(self, socket: object, index: int, delta: int, held: int) -> None:
+        mine = self._sockets.get(socket)
+        if mine is None:
+            return
+        mine[index] += delta
+        mine[1] += held
+        if not any(mine):
+            del self._sockets[socket]

@@ -47,7 +47,8 @@ class Transport(Protocol):
 
     Optional, used by the `fault:*` channel when present (the WebSocket transport has both):
     `shutdown(code, reason)` closes the connection from the server side with that close code, and
-    `silence(seconds)` drops every frame in both directions for that long without closing.
+    `silence(seconds)` drops every frame in both directions for that long without closing, and
+    `cancel_later(handle)` cancels a `call_later` that has not run.
     """
 
     serializer: Serializer
@@ -83,6 +84,11 @@ class PhoenixSocket:
 
     def call_later(self, delay: float, callback: Callable[[], Any]) -> Any:
         return self.transport.call_later(delay, callback)
+
+    def cancel_later(self, handle: Any) -> None:
+        cancel = getattr(self.transport, "cancel_later", None)  # optional Transport power
+        if cancel is not None and handle is not None:
+            cancel(handle)
 
     def _reply(self, join_ref: Any, message: Message, status: str, response: Any) -> None:
         self.send(ReplyMessage(join_ref, message.ref, message.topic, status, response))

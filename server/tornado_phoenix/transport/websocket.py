@@ -235,6 +235,9 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
     def call_later(self, delay: float, callback: Callable[[], Any]) -> Any:
         return IOLoop.current().call_later(delay, callback)
 
+    def cancel_later(self, handle: Any) -> None:
+        IOLoop.current().remove_timeout(handle)
+
     def shutdown(self, code: int = CloseCode.GOING_AWAY, reason: str | None = None) -> None:
         """Close from the server side with `code` (and `reason`, for fault:* disconnect); sends nothing more."""
         if not self.rejected:
@@ -283,3 +286,6 @@ class _Muted:
 
     def call_later(self, delay: float, callback: Callable[[], Any]) -> Any:
         return self.handler.call_later(delay, callback)
+
+    def cancel_later(self, handle: Any) -> None:
+        self.handler.cancel_later(handle)
