@@ -104,7 +104,8 @@ class PhoenixWebSocketProtocol(WebSocketProtocol13):
     _frame_ends: collections.deque[int] | None = None
 
     def _note_queued(self, stream: IOStream) -> None:
-        if stream._write_buffer._size:
+        buffer = stream._write_buffer  # None once the write closed the stream (connection reset)
+        if buffer is not None and buffer._size:
             ends = self._frame_ends
             if ends is None:
                 ends = self._frame_ends = collections.deque()
