@@ -64,7 +64,7 @@ def test_slowloris_half_sent_upgrades_are_dropped_after_the_header_timeout(serve
     (lambda port: upgrade_request(port, "/socket/websocket?vsn=%EF%BC%92.0.0"), {403}),
     (lambda port: upgrade_request(port, "/socket/websocket?vsn=%FF"), {403}),
     (lambda port: upgrade_request(port, extra="Origin: http://[::1\r\n"), {403}),
-    (lambda port: f"GET /static/%00 HTTP/1.1\r\nHost: x\r\n\r\n".encode(), {400, 404}),
+    (lambda port: b"GET /static/%00 HTTP/1.1\r\nHost: x\r\n\r\n", {400, 404}),
     (lambda port: upgrade_request(port).replace(b"GET", b"HEAD", 1), {400}),
 ])
 def test_bad_handshakes_are_refused_without_a_traceback(server, request_bytes, expected):
