@@ -3,6 +3,7 @@ how a user checks their own channel classes. Covers checklist items 5, 19, 20, 2
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -38,6 +39,21 @@ class PrivateChannel(Channel):
 class CrashyChannel(Channel):
     def join(self, payload):
         raise RuntimeError("boom in join")
+
+
+@router.channel("store:*")
+class StoreChannel(Channel):
+    """An async channel as a user writes one: the join awaits a (simulated) store, handle_in awaits too."""
+
+    async def join(self, payload):
+        await asyncio.sleep(0.05)
+        self.assigns["items"] = ["loaded"]
+        return ok({"items": self.assigns["items"]})
+
+    async def handle_in(self, event, payload):
+        await asyncio.sleep(0.01 if event == "slow" else 0)
+        self.assigns["items"].append(event)
+        return ok({"items": list(self.assigns["items"])})
 
 
 def connect(params):
@@ -117,4 +133,20 @@ async def test_reply_later_with_reply_ref(http_server, http_port):
     await exchange(ws, ["1", "1", "private:x", "phx_join", {"password": "sesame"}])
     assert await exchange(ws, ["1", "5", "private:x", "later", {}]) == [
         ["1", "5", "private:x", "phx_reply", {"response": {"late": True}, "status": "ok"}]]
+    ws.close()
+
+
+@pytest.mark.gen_test
+async def test_async_channel_over_a_real_websocket_keeps_order(http_server, http_port):
+    ws = await open_ws(http_port)
+    # sent back to back: the pushes must wait for the awaited join, then run in order (slow before fast)
+    for frame in (["1", "1", "store:x", "phx_join", {}], ["1", "2", "store:x", "slow", {}],
+                  ["1", "3", "store:x", "fast", {}]):
+        await ws.write_message(json.dumps(frame))
+    replies = [json.loads(await ws.read_message()) for _ in range(3)]
+    assert replies == [
+        ["1", "1", "store:x", "phx_reply", {"response": {"items": ["loaded"]}, "status": "ok"}],
+        ["1", "2", "store:x", "phx_reply", {"response": {"items": ["loaded", "slow"]}, "status": "ok"}],
+        ["1", "3", "store:x", "phx_reply", {"response": {"items": ["loaded", "slow", "fast"]}, "status": "ok"}],
+    ]
     ws.close()

@@ -191,13 +191,14 @@ def test_presence_duplicate_join_replaces_old_meta(shared_server):  # 25, 26
         diff, state = frames(ws, 2)
         assert diff[3] == "presence_diff" and state[:4] == ["3", None, "test:dup", "presence_state"]
         ws.send_text('["6","6","test:dup","phx_join",{"user_id":"u"}]')
-        # Phoenix 1.7.24's exact order (issue 10 defect 12): reply, the old join's phx_close, then after_join.
         reply, close, diff2, state2 = frames(ws, 4)
         assert reply == ["6", "6", "test:dup", "phx_reply", {"response": {}, "status": "ok"}]
+        # issue 10 #12: Phoenix 1.7.24 sends the old join's phx_close right after the new join's reply,
+        # before the new channel's after_join output (presence_diff, presence_state).
+        assert close == ["3", "3", "test:dup", "phx_close", {}]
         assert diff2[3] == "presence_diff" and list(diff2[4]["joins"]) == ["u"]
         assert state2[0] == "6" and len(state2[4]["u"]["metas"]) == 1
         assert state2[4]["u"]["metas"][0]["phx_ref"] != state[4]["u"]["metas"][0]["phx_ref"]
-        assert close == ["3", "3", "test:dup", "phx_close", {}]
 
 
 # ---- messages on joined topics (27-37) -------------------------------------------------------------------

@@ -13,6 +13,15 @@ A channel instance lives for one join of one topic on one socket. Callbacks are 
 
 Raising from a callback crashes only this channel: the client gets `phx_error` for this join, exactly as
 when a Phoenix channel process crashes. The rest of the socket keeps working.
+
+Any callback may be `async def` (e.g. a join that loads state from a store): the socket awaits it and
+handles its next message only after it returned, so one socket's messages stay in order; other sockets
+are not delayed.
+
+    class DocChannel(Channel):
+        async def join(self, payload):
+            self.doc = await load(self.topic)   # the join reply goes out when this returns
+            return ok({"size": len(self.doc)})
 """
 
 from __future__ import annotations
@@ -133,8 +142,10 @@ class Channel:
 
     def call_later(self, delay: float, callback: Callable[[], Any]) -> Any:
         """Run `callback` after `delay` seconds if this channel is still joined; a raise crashes it. Returns a
-        handle for `cancel_later`."""
-        return self.socket.call_later(delay, lambda: self.socket.run_guarded(self, callback))
+        handle for `cancel_later`.
+
+        An async callback runs as its own task (it does not hold up the socket's messages)."""
+        return self.socket.call_later(delay, lambda: self.socket.run_guarded(self, callback, in_order=False))
 
     def cancel_later(self, handle: Any) -> None:
         """Cancel a `call_later` that has not run yet (a no-op if it ran, or the transport cannot cancel)."""

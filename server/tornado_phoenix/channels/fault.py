@@ -104,7 +104,7 @@ class FaultChannel(Channel):
         def fire() -> None:
             if self._timers.pop(handle, None) is not None:  # not already given back by _cancel_all
                 self._budget.release_timer(self.socket, held)
-            self.socket.run_guarded(self, callback)
+            self.socket.run_guarded(self, callback, in_order=False)
 
         handle = self.socket.call_later(ms / 1000, fire)
         self._timers[handle] = held

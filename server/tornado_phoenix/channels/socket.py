@@ -4,16 +4,31 @@ Mirrors lib/phoenix/socket.ex (handle_in clauses) and channel/server.ex (join, r
 Phoenix 1.7.24. It knows nothing about Tornado: the transport hands it decoded Messages and gives it a
 `Transport` to send encoded frames on, so the same state machine serves WebSocket and long-poll and runs
 in unit tests without sockets.
+
+Channel callbacks may be coroutines (`async def join/handle_in/handle_leave/after_join`). One socket's
+messages are still handled strictly in order: while a callback is awaited, later messages of that socket
+wait in its inbox (other sockets are not delayed), and the reply goes out when the coroutine returns:
+
+    client  [ "1","1","room:a","phx_join",{} ]      -> async join awaits the store
+    client  [ "1","2","room:a","update",{...} ]     -> queued until the join's reply is sent
+    server  [ "1","1","room:a","phx_reply",{"status":"ok",...} ]
+    server  [ "1","2","room:a","phx_reply",{"status":"ok",...} ]
+
+If the connection goes away while a callback is awaited, its result is dropped and the channel is cleaned
+up (handle_leave("closed")) as if it had been joined.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import itertools
 import logging
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..protocol.errors import EncodeError
+from ..protocol.errors import CloseCode, EncodeError, ProtocolError
 from ..protocol.messages import (
     HEARTBEAT,
     PHOENIX_TOPIC,
@@ -49,6 +64,9 @@ class Transport(Protocol):
     `shutdown(code, reason)` closes the connection from the server side with that close code, and
     `silence(seconds)` drops every frame in both directions for that long without closing, and
     `cancel_later(handle)` cancels a `call_later` that has not run.
+    Optional `reject(code, reason)`: close the connection for a protocol error raised while handling a
+    message that had been queued behind an awaited callback (the transport's own handler is not on the
+    stack then).
     """
 
     serializer: Serializer
@@ -61,7 +79,8 @@ class Transport(Protocol):
 class PhoenixSocket:
     """The join table of one connection and the rules of Phoenix.Socket for every incoming message."""
 
-    __slots__ = ("endpoint", "transport", "serializer", "params", "assigns", "id", "channels", "peer")
+    __slots__ = ("endpoint", "transport", "serializer", "params", "assigns", "id", "channels", "peer",
+                 "closed", "_pending", "_inbox")
 
     def __init__(self, endpoint: Endpoint, transport: Transport, params: dict[str, Any], peer: str = "") -> None:
         self.endpoint = endpoint
@@ -72,6 +91,9 @@ class PhoenixSocket:
         self.id = next(_connection_ids)
         self.channels: dict[str, Channel] = {}
         self.peer = peer
+        self.closed = False
+        self._pending = 0  # awaited channel callbacks in flight; messages queue in _inbox meanwhile
+        self._inbox: deque[Message] | None = None
 
     # ---- sending --------------------------------------------------------------------------------------
 
@@ -96,7 +118,18 @@ class PhoenixSocket:
     # ---- receiving ------------------------------------------------------------------------------------
 
     def handle_message(self, message: Message) -> None:
-        """Apply one decoded client message. Channel errors never escape; protocol errors are the caller's."""
+        """Apply one decoded client message. Channel errors never escape; protocol errors are the caller's.
+
+        While an awaited channel callback is in flight, the message waits its turn in the inbox.
+        """
+        if self._pending:
+            if self._inbox is None:
+                self._inbox = deque()
+            self._inbox.append(message)
+            return
+        self._dispatch(message)
+
+    def _dispatch(self, message: Message) -> None:
         topic = message.topic
         event = message.event
         if topic == PHOENIX_TOPIC and event == HEARTBEAT:
@@ -137,37 +170,61 @@ class PhoenixSocket:
         channel = channel_class(self, topic, message.join_ref)
         try:
             result = channel.join(message.payload)
-            if not isinstance(result, Reply):
-                raise TypeError(f"{channel_class.__name__}.join must return ok(...) or error(...), got {result!r}")
-        except Exception:
-            log.exception("conn=%s join crashed topic=%s channel=%s", self.id, topic, channel_class.__name__)
-            channel.alive = False
-            self._reply(message.join_ref, message, "error", {"reason": "join crashed"})
+        except Exception as exc:
+            self._join_done(channel, message, previous, None, exc)
+            return
+        if inspect.isawaitable(result):
+            self._await(result, lambda res, exc: self._join_done(channel, message, previous, res, exc))
         else:
+            self._join_done(channel, message, previous, result, None)
+
+    def _join_done(
+        self, channel: Channel, message: Message, previous: Channel | None, result: Any, exc: BaseException | None
+    ) -> None:
+        topic = channel.topic
+        name = type(channel).__name__
+        if exc is None and not isinstance(result, Reply):
+            exc = TypeError(f"{name}.join must return ok(...) or error(...), got {result!r}")
+        if exc is not None:
+            log.error("conn=%s join crashed topic=%s channel=%s", self.id, topic, name,
+                      exc_info=(type(exc), exc, exc.__traceback__))
+            channel.alive = False
+            if not self.closed:
+                self._reply(message.join_ref, message, "error", {"reason": "join crashed"})
+                self._close_previous(previous)
+            return
+        if self.closed:
+            # The connection went away while an async join was awaited: nothing to send, but a join that
+            # succeeded may have taken resources (presence, a room member slot): let the channel release them.
             if result.status == "ok":
-                self.channels[topic] = channel
-                self.endpoint.channel_joined()
-                self.endpoint.pubsub.subscribe(topic, self)
-            else:
-                channel.alive = False
-            log.info(
-                "conn=%s join topic=%s channel=%s join_ref=%s status=%s",
-                self.id, topic, channel_class.__name__, message.join_ref, result.status,
-            )
-            try:
-                self._reply(message.join_ref, message, result.status, result.response)
-            except EncodeError:
-                self._crash(channel, "join reply could not be encoded")
-            else:
-                # Phoenix 1.7.24: the old join's phx_close comes right after the new join's reply, before
-                # anything the new join's after_join sends (presence_diff, presence_state).
-                if previous is not None:
-                    self.send(Push(previous.join_ref, previous.join_ref, topic, PHX_CLOSE, {}))
-                    previous = None
-                if channel.alive:
-                    self.run_guarded(channel, channel.after_join)
+                self._remove(channel, "closed")
+            channel.alive = False
+            return
+        if result.status == "ok":
+            self.channels[topic] = channel
+            self.endpoint.channel_joined()
+            self.endpoint.pubsub.subscribe(topic, self)
+        else:
+            channel.alive = False
+        log.info(
+            "conn=%s join topic=%s channel=%s join_ref=%s status=%s",
+            self.id, topic, name, message.join_ref, result.status,
+        )
+        try:
+            self._reply(message.join_ref, message, result.status, result.response)
+        except EncodeError:
+            self._close_previous(previous)
+            self._crash(channel, "join reply could not be encoded")
+            return
+        # Phoenix 1.7.24: the old join's phx_close comes right after the new join's reply, before anything
+        # the new channel sends from after_join (presence_state, presence_diff, ...).
+        self._close_previous(previous)
+        if channel.alive:
+            self.run_guarded(channel, channel.after_join)
+
+    def _close_previous(self, previous: Channel | None) -> None:
         if previous is not None:
-            self.send(Push(previous.join_ref, previous.join_ref, topic, PHX_CLOSE, {}))
+            self.send(Push(previous.join_ref, previous.join_ref, previous.topic, PHX_CLOSE, {}))
 
     def _leave(self, channel: Channel, message: Message) -> None:
         join_ref = channel.join_ref
@@ -180,6 +237,25 @@ class PhoenixSocket:
         channel._current_ref = message.ref
         try:
             result = channel.handle_in(message.event, message.payload)
+        except Exception as exc:
+            channel._current_ref = None
+            self._handle_in_done(channel, message, None, exc)
+            return
+        if inspect.isawaitable(result):
+            # The coroutine's body runs later: keep the push's ref current for reply_ref() until it returns
+            # (this socket handles nothing else meanwhile).
+            self._await(result, lambda res, exc: self._handle_in_done(channel, message, res, exc))
+        else:
+            channel._current_ref = None
+            self._handle_in_done(channel, message, result, None)
+
+    def _handle_in_done(self, channel: Channel, message: Message, result: Any, exc: BaseException | None) -> None:
+        channel._current_ref = None
+        if self.closed or not channel.alive:
+            return
+        try:
+            if exc is not None:
+                raise exc
             if isinstance(result, Reply):
                 self._reply(channel.join_ref, message, result.status, result.response)
             elif isinstance(result, Stop):
@@ -194,19 +270,91 @@ class PhoenixSocket:
         except Exception:
             log.exception("conn=%s channel crashed topic=%s event=%r", self.id, channel.topic, message.event)
             self._crash(channel, "handle_in raised")
+
+    # ---- awaited callbacks -----------------------------------------------------------------------------
+
+    def _await(self, awaitable: Awaitable[Any], done: Callable[[Any, BaseException | None], None]) -> None:
+        """Await a channel callback's coroutine, then call done(result, exc); this socket's later messages
+        wait in the inbox until every awaited callback has finished."""
+        self._pending += 1
+        asyncio.ensure_future(self._run_awaited(awaitable, done))
+
+    async def _run_awaited(self, awaitable: Awaitable[Any], done: Callable[[Any, BaseException | None], None]) -> None:
+        try:
+            try:
+                result = await awaitable
+            except Exception as exc:
+                done(None, exc)
+            else:
+                done(result, None)
+        except Exception:
+            self._fail(*_internal(self))
         finally:
-            channel._current_ref = None
+            self._pending -= 1
+            if not self._pending:
+                self._drain()
+
+    def _drain(self) -> None:
+        inbox = self._inbox
+        while inbox and not self._pending and not self.closed:
+            message = inbox.popleft()
+            try:
+                self._dispatch(message)
+            except ProtocolError as exc:
+                self._fail(exc.close_code, str(exc))
+            except Exception:
+                self._fail(*_internal(self))
+
+    def _fail(self, code: int, reason: str) -> None:
+        """A protocol error outside the transport's own handler: close the connection like it would."""
+        if self._inbox:
+            self._inbox.clear()
+        reject = getattr(self.transport, "reject", None)
+        if reject is not None:
+            reject(code, reason)
+        else:
+            log.warning("conn=%s %s (code %d); the transport cannot be closed from here", self.id, reason, code)
+
+    def _spawn(self, channel: Channel, awaitable: Awaitable[Any], what: str) -> None:
+        """Run a coroutine that nothing waits for (a timer, a leave of a closed socket); a raise crashes
+        the channel if it is still alive, else it is logged."""
+
+        async def run() -> None:
+            try:
+                await awaitable
+            except Exception:
+                log.exception("conn=%s channel crashed topic=%s in %s", self.id, channel.topic, what)
+                if not self.closed:
+                    self._crash(channel, f"{what} raised")
+
+        asyncio.ensure_future(run())
 
     # ---- channel lifecycle ----------------------------------------------------------------------------
 
-    def run_guarded(self, channel: Channel, callback: Callable[[], Any]) -> None:
-        """Run channel code outside handle_in (after_join, timers); a raise crashes only that channel."""
-        if not channel.alive:
+    def run_guarded(self, channel: Channel, callback: Callable[[], Any], *, in_order: bool = True) -> None:
+        """Run channel code outside handle_in (after_join, timers); a raise crashes only that channel.
+
+        A coroutine callback is awaited; with `in_order` (after_join) this socket's later messages wait for
+        it, as Phoenix's :after_join is handled before them; timers pass in_order=False.
+        """
+        if not channel.alive or self.closed:
             return
         try:
-            callback()
+            result = callback()
         except Exception:
             log.exception("conn=%s channel crashed topic=%s in %s", self.id, channel.topic, callback)
+            self._crash(channel, "callback raised")
+            return
+        if inspect.isawaitable(result):
+            if in_order:
+                self._await(result, lambda _res, exc: self._guarded_done(channel, callback, exc))
+            else:
+                self._spawn(channel, result, getattr(callback, "__name__", "callback"))
+
+    def _guarded_done(self, channel: Channel, callback: Callable[[], Any], exc: BaseException | None) -> None:
+        if exc is not None and channel.alive and not self.closed:
+            log.error("conn=%s channel crashed topic=%s in %s", self.id, channel.topic, callback,
+                      exc_info=(type(exc), exc, exc.__traceback__))
             self._crash(channel, "callback raised")
 
     def stop_channel(self, channel: Channel, reason: str = "normal") -> None:
@@ -239,16 +387,39 @@ class PhoenixSocket:
         if not channel.alive:
             return
         try:
-            channel.handle_leave(reason)
+            result = channel.handle_leave(reason)
         except Exception:
             log.exception("conn=%s handle_leave raised topic=%s", self.id, channel.topic)
+            result = None
         finally:
             channel.alive = False
             # A shutting-down server closes every socket with 1001: a leave diff per departing member would
             # be n broadcasts to n members (O(n^2) frames) that nobody stays to read.
             self.endpoint.presence.untrack(channel, broadcast=not self.endpoint.draining)
+        if inspect.isawaitable(result):
+            if self.closed:
+                self._spawn(channel, result, "handle_leave")
+            else:
+                self._await(result, lambda _res, exc: self._leave_done(channel, exc))
+
+    def _leave_done(self, channel: Channel, exc: BaseException | None) -> None:
+        if exc is not None:
+            log.error("conn=%s handle_leave raised topic=%s", self.id, channel.topic,
+                      exc_info=(type(exc), exc, exc.__traceback__))
 
     def terminate(self, reason: str = "closed") -> None:
-        """The connection is gone: every channel leaves without frames; presence leaves reach the others."""
+        """The connection is gone: every channel leaves without frames; presence leaves reach the others.
+
+        Queued messages are dropped; callbacks still being awaited finish into the void (their channel is
+        cleaned up when they return).
+        """
+        self.closed = True
+        if self._inbox:
+            self._inbox.clear()
         for channel in list(self.channels.values()):
             self._remove(channel, reason)
+
+
+def _internal(socket: PhoenixSocket) -> tuple[int, str]:
+    log.exception("conn=%s internal error while handling a queued frame", socket.id)
+    return CloseCode.INTERNAL_ERROR, "internal error"

@@ -275,7 +275,7 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
 class _Muted:
     """The PhoenixSocket's transport while silenced: sends go nowhere, timers still run."""
 
-    __slots__ = ("handler", "serializer")
+    __slots__ = ("handler", "serializer")  # reject: a queued message's protocol error still closes
 
     def __init__(self, handler: PhoenixWebSocketHandler) -> None:
         self.handler = handler
@@ -283,6 +283,9 @@ class _Muted:
 
     def send(self, frame: Frame) -> None:
         pass
+
+    def reject(self, code: int, reason: str) -> None:
+        self.handler.reject(code, reason)
 
     def call_later(self, delay: float, callback: Callable[[], Any]) -> Any:
         return self.handler.call_later(delay, callback)
