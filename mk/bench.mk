@@ -3,7 +3,7 @@
 
 BENCH_ARGS ?=
 
-.PHONY: bench bench-smoke bench-install
+.PHONY: bench bench-smoke bench-install bench-yjs
 
 bench/node_modules/.installed: bench/package.json bench/package-lock.json
 	@echo "==> installing the load generator's ws from bench/package-lock.json"
@@ -18,3 +18,6 @@ bench: bench-install ## full benchmark, 1k/5k/10k/19k members, ours vs bare rela
 
 bench-smoke: bench-install ## tiny benchmark run (50/200 members, ~30 s) that proves the harness works
 	$(PY) bench/run.py --smoke --targets phx,relay --out bench/results/smoke.tmp --name smoke $(BENCH_ARGS)
+
+bench-yjs: $(VENV)/.installed tests/js/node_modules/.installed ## room:* documents: relay vs the y-websocket server, 1 MiB join, RSS per room, store writes (~3 min)
+	$(PY) bench/yjs_bench.py $(BENCH_ARGS)

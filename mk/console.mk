@@ -14,11 +14,15 @@ probe: $(VENV)/.installed ## probe a live server end to end: make probe HOST=…
 	if [ $$rc -eq 0 ]; then echo "result: probe of $(PROBE_URL) passed" >&2; \
 	else echo "result: probe of $(PROBE_URL) FAILED (exit $$rc)" >&2; fi; exit $$rc
 
-console: ## rebuild the console's vendored phoenix.min.js from console/package-lock.json (npm ci); commit the result
+console: ## rebuild the console's vendored phoenix.min.js and yjs.min.js (esbuild) from console/package-lock.json; commit the result
 	cd console && npm ci --no-audit --no-fund --loglevel=error
 	cp $(CONSOLE_PHOENIX)/priv/static/phoenix.min.js $(CONSOLE_STATIC)/phoenix.min.js
 	cp $(CONSOLE_PHOENIX)/LICENSE.md $(CONSOLE_STATIC)/phoenix.LICENSE.md
-	@echo "result: $(CONSOLE_STATIC)/phoenix.min.js is phoenix $$(node -p 'require("./$(CONSOLE_PHOENIX)/package.json").version')"
+	cd console && ./node_modules/.bin/esbuild yjs-entry.js --bundle --minify --format=iife --target=es2019 \
+		--legal-comments=none --outfile=../$(CONSOLE_STATIC)/yjs.min.js
+	for pkg in yjs y-protocols lib0; do echo "== $$pkg $$(node -p "require('./console/node_modules/$$pkg/package.json').version")"; \
+		cat console/node_modules/$$pkg/LICENSE; echo; done > $(CONSOLE_STATIC)/yjs.LICENSE.md
+	@echo "result: $(CONSOLE_STATIC)/phoenix.min.js is phoenix $$(node -p 'require("./$(CONSOLE_PHOENIX)/package.json").version'), yjs.min.js is yjs $$(node -p 'require("./console/node_modules/yjs/package.json").version')"
 
 toolkit-test: install ## the fault, probe and console tests (raw client, phoenix.js, headless chromium)
 	$(BIN)/pytest $(PYTEST_ARGS) tests/integration/test_faults.py tests/integration/test_probe.py \

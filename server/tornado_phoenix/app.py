@@ -12,6 +12,7 @@ from .channels.base import Channel
 from .channels.bench import BenchChannel
 from .channels.echo import EchoChannel
 from .channels.fault import FaultChannel
+from .channels.room import RoomChannel
 from .channels.router import Router
 from .channels.test import TestChannel
 from .config import Settings
@@ -29,7 +30,7 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"  # the browser console (
 
 
 def default_router(*, faults: bool = True) -> Router:
-    """The built-in channels. `room:*` is reserved for collaborative Yjs documents (not routed yet).
+    """The built-in channels; `room:*` serves collaborative Yjs documents (channels/room.py, yjs/).
 
     `fault:*` lets any client that can reach the server make it misbehave towards that client; turn it off
     (TP_FAULTS=off) on a server that is not only for testing clients.
@@ -38,6 +39,7 @@ def default_router(*, faults: bool = True) -> Router:
         ("echo:*", EchoChannel),
         ("test:*", TestChannel),
         ("bench:*", BenchChannel),
+        ("room:*", RoomChannel),
     ]
     if faults:
         routes.append(("fault:*", FaultChannel))

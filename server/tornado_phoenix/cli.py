@@ -50,14 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def configure_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    # Tornado's access log is one line per HTTP request; ours already says what happened.
-    logging.getLogger("tornado.access").setLevel(logging.ERROR)
+def configure_logging(level: str, fmt: str = "text", protocol_errors: str = "short") -> None:
+    from .logs import configure
+
+    configure(level, fmt, protocol_errors)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         except SettingsError as exc:
             print(f"tornado-phoenix: bad setting: {exc}", file=sys.stderr)
             return 2
-        configure_logging(settings.log_level)
+        configure_logging(settings.log_level, settings.log_format, settings.log_protocol_errors)
         gcpolicy.install()  # full GC passes over many idle sockets cost a third of the CPU of a join ramp
         return asyncio.run(serve(settings))
     if args.command == "probe":

@@ -46,6 +46,23 @@ OPTIONS: tuple[Option, ...] = (
            "comma-separated allowed Origin hosts (empty: allow all, like check_origin: false)"),
     Option("shutdown_timeout", "TP_SHUTDOWN_TIMEOUT", 4.0, float, "seconds to close sockets on SIGTERM"),
     Option("faults", "TP_FAULTS", True, bool, "route the fault:* channel (on/off)"),
+    Option("log_format", "TP_LOG_FORMAT", "text", str, "text, or json (one object per line)"),
+    Option("log_protocol_errors", "TP_LOG_PROTOCOL_ERRORS", "short", str,
+           "short (one line, rate-limited), verbose (longer excerpt, tracebacks) or off"),
+    Option("header_timeout", "TP_HEADER_TIMEOUT", 10.0, float,
+           "seconds a connection may take to send its complete request headers"),
+    Option("max_connections", "TP_MAX_CONNECTIONS", 10000, int,
+           "open WebSocket connections in total (HTTP 503 beyond); 0 for no limit"),
+    Option("max_connections_per_ip", "TP_MAX_CONNECTIONS_PER_IP", 1000, int,
+           "open WebSocket connections per client address (HTTP 429 beyond); 0 for no limit"),
+    Option("yjs_store", "TP_YJS_STORE", "sqlite:///data/yjs.sqlite3", str,
+           "where room:* documents are kept: sqlite:///relative.db, sqlite:////absolute.db or memory"),
+    Option("yjs_room_ttl", "TP_YJS_ROOM_TTL", 60.0, float,
+           "seconds a room:* document stays loaded after its last member left"),
+    Option("yjs_max_update_bytes", "TP_YJS_MAX_UPDATE_BYTES", 1024 * 1024, int,
+           "largest room:* update or y-protocols message in bytes (error 'update too large')"),
+    Option("yjs_max_doc_bytes", "TP_YJS_MAX_DOC_BYTES", 64 * 1024 * 1024, int,
+           "largest room:* document in bytes (error 'document too large')"),
 )
 
 
@@ -65,6 +82,15 @@ class Settings:
     check_origin: str = ""
     shutdown_timeout: float = 4.0
     faults: bool = True
+    log_format: str = "text"
+    log_protocol_errors: str = "short"
+    header_timeout: float = 10.0
+    max_connections: int = 10000
+    max_connections_per_ip: int = 1000
+    yjs_store: str = "sqlite:///data/yjs.sqlite3"
+    yjs_room_ttl: float = 60.0
+    yjs_max_update_bytes: int = 1024 * 1024
+    yjs_max_doc_bytes: int = 64 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -75,6 +101,28 @@ class Settings:
                      "max_pending_bytes_total", "max_messages_per_second", "message_burst"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"TP_{name.upper()}/--{name.replace('_', '-')}: must be greater than 0")
+        if self.log_format not in ("text", "json"):
+            raise SettingsError(f"TP_LOG_FORMAT/--log-format={self.log_format!r}: use text or json")
+        if self.log_protocol_errors not in ("short", "verbose", "off"):
+            raise SettingsError(
+                f"TP_LOG_PROTOCOL_ERRORS/--log-protocol-errors={self.log_protocol_errors!r}: use short, verbose or off"
+            )
+        if self.header_timeout <= 0:
+            raise SettingsError("TP_HEADER_TIMEOUT/--header-timeout: must be greater than 0")
+        for name in ("max_connections", "max_connections_per_ip"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"TP_{name.upper()}/--{name.replace('_', '-')}: must be 0 (no limit) or more")
+        for name in ("yjs_max_update_bytes", "yjs_max_doc_bytes"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"TP_{name.upper()}/--{name.replace('_', '-')}: must be greater than 0")
+        if self.yjs_room_ttl < 0:
+            raise SettingsError("TP_YJS_ROOM_TTL/--yjs-room-ttl: must be 0 or more seconds")
+        from .yjs.store import parse_store_url
+
+        try:
+            parse_store_url(self.yjs_store)
+        except ValueError as exc:
+            raise SettingsError(f"TP_YJS_STORE/--yjs-store={exc}") from None
         if not self.socket_path.startswith("/") or self.socket_path.endswith("/"):
             raise SettingsError(f"TP_SOCKET_PATH={self.socket_path!r}: must start with '/' and not end with '/'")
 

@@ -13,6 +13,7 @@ from .config import Settings
 from .limits import FaultBudget, OutboundBudget
 from .presence.base import Presence
 from .pubsub.base import PubSub
+from .transport.limits import ConnectionLimits
 
 if TYPE_CHECKING:
     from .channels.router import Router
@@ -48,6 +49,17 @@ class Endpoint:
         self.outbound = OutboundBudget(settings.max_pending_bytes_total, settings.max_pending_bytes)
         self.fault_budget = FaultBudget()  # what fault:* may hold at once (channels/fault.py)
         self.draining = False  # set by Server.shutdown: no presence leave broadcasts while everyone leaves
+        self.limits = ConnectionLimits(settings.max_connections, settings.max_connections_per_ip)
+        from .yjs.room import RoomManager
+
+        # room:* documents (yjs/); relays go through this endpoint's pubsub, the store opens on first use.
+        self.yjs = RoomManager(
+            pubsub,
+            store=settings.yjs_store,
+            ttl=settings.yjs_room_ttl,
+            max_update_bytes=settings.yjs_max_update_bytes,
+            max_doc_bytes=settings.yjs_max_doc_bytes,
+        )
 
     def channel_joined(self) -> None:
         self.channels += 1

@@ -7,8 +7,8 @@ One socket may queue at most `TP_MAX_PENDING_BYTES` (default 8 MiB); all sockets
 `TP_MAX_PENDING_BYTES_TOTAL` (default 96 MiB). Over the total, the largest queues are closed first, with
 1011, until the total is back under; each close logs one line:
 
-    conn=12 closing with 1011: slow consumer: 31457280 bytes queued, server total 100663296 over
-    TP_MAX_PENDING_BYTES_TOTAL=100663296 (largest queue closed first)
+    conn=12 close code=1011 reason='slow consumer: 31457280 bytes queued, server total 100667392 over
+    TP_MAX_PENDING_BYTES_TOTAL=100663296 (largest queue closed first); 31452000 queued bytes dropped'
 
 The queue of a closed socket is dropped (the frame being sent is finished, so the close frame that follows
 is well-formed) and the close frame goes ahead of the dropped data.

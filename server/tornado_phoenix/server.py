@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-
-import tornado.httpserver
+import resource
 
 from . import __version__
 from .app import make_app
 from .config import Settings
 from .protocol.errors import CloseCode
+from .transport.tornado_compat import MAX_HEAD_BYTES, HardenedHTTPServer
 
 __all__ = ["Server"]
 
@@ -21,10 +21,20 @@ class Server:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.app, self.endpoint = make_app(settings)
-        self.http: tornado.httpserver.HTTPServer | None = None
+        self.http: HardenedHTTPServer | None = None
 
     def start(self) -> None:
-        self.http = tornado.httpserver.HTTPServer(self.app, xheaders=False)
+        settings = self.settings
+        _raise_descriptor_limit(settings.max_connections)
+        self.http = HardenedHTTPServer(
+            self.app,
+            xheaders=False,
+            header_timeout=settings.header_timeout,  # request head: Bandit's limits, then 414/431/400
+            idle_connection_timeout=settings.header_timeout,  # Tornado's own header wait (default: 1 hour)
+            body_timeout=60.0,  # Bandit's read_timeout
+            max_header_size=MAX_HEAD_BYTES + 1024,
+            max_body_size=settings.max_frame_size,  # default 100 MB, read into memory
+        )
         # Bandit's listen backlog; Tornado's default of 128 drops SYNs in a reconnect storm.
         self.http.listen(self.settings.port, self.settings.host, backlog=1024)
         log.info(
@@ -49,4 +59,23 @@ class Server:
             handler.on_connection_close()  # clients that never answered the close: drop them
         if self.http is not None:
             await self.http.close_all_connections()
+        # Every loaded room:* document is written to the store before we exit (bounded like the sockets).
+        await self.endpoint.yjs.close(timeout=max(self.settings.shutdown_timeout, 5.0))
         log.info("stopped")
+
+
+def _raise_descriptor_limit(max_connections: int) -> None:
+    """Raise the soft RLIMIT_NOFILE towards the hard one so TP_MAX_CONNECTIONS fits; warn when it cannot."""
+    needed = max_connections + 64 if max_connections else 0
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if needed and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    if needed and soft < needed:
+        log.warning("descriptor limit %d is below TP_MAX_CONNECTIONS=%d (+64): accepts will pause at the limit; "
+                    "raise it (ulimit -n, docker --ulimit nofile, LimitNOFILE) or lower TP_MAX_CONNECTIONS",
+                    soft, max_connections)

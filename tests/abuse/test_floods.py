@@ -77,7 +77,7 @@ def test_message_flood_is_closed_1008_and_bystanders_lose_nothing():
             took = time.monotonic() - started
         witnesses.check()
         assert flooder.close_code == 1008, (flooder.close_code, flooder.sent)
-        line = wait_for(lambda: [x for x in server.log_lines() if "closing with 1008" in x], 5, "the 1008 line")
+        line = wait_for(lambda: [x for x in server.log_lines() if "close code=1008" in x], 5, "the 1008 line")
         assert "message rate over TP_MAX_MESSAGES_PER_SECOND=1000 (burst TP_MESSAGE_BURST=2000)" in line[0]
         assert tracebacks(server) == []
         print(f"\nflood (rate limit on): {flooder.sent} pushes sent, closed 1008 after {took:.2f}s; "

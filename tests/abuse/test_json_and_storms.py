@@ -62,7 +62,7 @@ def test_what_jason_rejects_closes_1011_cleanly(server, frame):
         ws.send_text(frame)
         got = ws.recv()
         assert (got.kind, got.code) == ("close", 1011)
-    new = wait_for(lambda: [x for x in server.log_lines()[before:] if "closing with 1011" in x], 5, "the 1011 line")
+    new = wait_for(lambda: [x for x in server.log_lines()[before:] if "close code=1011" in x], 5, "the 1011 line")
     assert len(new) == 1 and len(new[0]) < 400
     assert tracebacks(server) == []
 

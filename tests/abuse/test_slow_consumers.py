@@ -107,11 +107,11 @@ def test_storms_into_slow_consumers_stay_in_budget(non_readers, slow_readers, en
                     if frame[3] == "phx_reply":
                         assert frame[4]["status"] == "ok", frame
                         break
-            wait_for(lambda: sum("closing with 1011" in line for line in server.log_lines()) >= len(sinks),
+            wait_for(lambda: sum("close code=1011" in line for line in server.log_lines()) >= len(sinks),
                      30, "every slow consumer closed with 1011")
         stop.set()
         witnesses.check()
-        closes = [line for line in server.log_lines() if "closing with 1011" in line]
+        closes = [line for line in server.log_lines() if "close code=1011" in line]
         # Equal queues grow together: over the total, one is closed and the rest continue; when the last one is
         # alone under the total, its own cap closes it. So all closes but possibly the last name `limit_name`.
         assert sum(limit_name in line for line in closes) >= len(sinks) - 1, "\n".join(closes)

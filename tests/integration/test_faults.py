@@ -174,7 +174,7 @@ def test_silence_longer_than_idle_timeout_does_not_close_a_talking_client():
                 assert got[:4] == [None, got[1], "phoenix", "phx_reply"], got
                 got = recv(ws)
             assert got == ok(None, "after", "phoenix")
-            answered = [line for line in server.log_lines() if "closing with 1002" in line]
+            answered = [line for line in server.log_lines() if "close code=1002" in line]
             assert answered == []
             # and a client that goes quiet is still closed by the idle timeout as usual
             assert ws.recv(3).code == 1002

@@ -40,7 +40,7 @@ def test_slow_consumer_gets_its_1011_ahead_of_the_queued_data():
             # Only what the kernel already held (<= 4 MiB send buffer + 64 KiB) came first, not the 16 MiB
             # queue: without dropping it, the close frame would come after at least 16 MiB.
             assert before < 8 * MIB, before
-        lines = [line for line in server.log_lines() if "closing with 1011" in line]
+        lines = [line for line in server.log_lines() if "close code=1011" in line]
         assert len(lines) == 1 and "over TP_MAX_PENDING_BYTES=16777216" in lines[0]
         assert "queued bytes dropped" in lines[0]
     finally:
@@ -62,7 +62,7 @@ def test_rate_limit_closes_1008_with_a_log_line():
                 replies.append(json.loads(got.data)[1])
             assert replies == [str(n) for n in range(10)]
             assert (got.kind, got.code) == ("close", 1008)
-        assert any("closing with 1008: message rate over TP_MAX_MESSAGES_PER_SECOND=5 (burst TP_MESSAGE_BURST=10)"
+        assert any("close code=1008 reason='message rate over TP_MAX_MESSAGES_PER_SECOND=5 (burst TP_MESSAGE_BURST=10)"
                    in line for line in server.log_lines())
     finally:
         server.stop()

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 __all__ = ["LiveServer", "free_port"]
@@ -30,8 +31,10 @@ def free_port() -> int:
 class LiveServer:
     """One server process; `restart()` keeps the port so clients can reconnect to the same URL."""
 
-    def __init__(self, *, port: int | None = None, env: dict[str, str] | None = None, args: list[str] | None = None):
+    def __init__(self, *, port: int | None = None, env: dict[str, str] | None = None, args: list[str] | None = None,
+                 preexec_fn: Callable[[], None] | None = None):
         self.port = port or free_port()
+        self.preexec_fn = preexec_fn  # e.g. a low RLIMIT_NOFILE for the descriptor-limit tests
         self.extra_env = env or {}
         self.extra_args = args or []
         self.proc: subprocess.Popen[str] | None = None
@@ -57,6 +60,7 @@ class LiveServer:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            preexec_fn=self.preexec_fn,
         )
         self._reader = threading.Thread(target=self._pump, args=(self.proc,), daemon=True)
         self._reader.start()

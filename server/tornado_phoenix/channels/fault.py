@@ -40,6 +40,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from ..logs import esc
 from ..protocol import jsoncodec
 from .base import Channel, NoReply, Reply, Stop, _NoReply, error, ok
 
@@ -235,10 +236,11 @@ class FaultChannel(Channel):
     # ---- helpers --------------------------------------------------------------------------------------
 
     def _log(self, fault: str, detail: str) -> None:
-        log.info("conn=%s fault=%s topic=%s join_ref=%s %s", self.socket.id, fault, self.topic, self.join_ref, detail)
+        log.info("conn=%s fault=%s topic=%s join_ref=%s %s", self.socket.id, fault, esc(self.topic), esc(self.join_ref),
+                 detail)
 
     def _refuse(self, fault: str, reason: str) -> Reply:
-        log.info("conn=%s fault=%s topic=%s refused: %s", self.socket.id, fault, self.topic, reason)
+        log.info("conn=%s fault=%s topic=%s refused: %s", self.socket.id, fault, esc(self.topic), esc(reason))
         return error({"reason": reason})
 
 

@@ -28,6 +28,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..logs import esc
 from ..protocol.errors import CloseCode, EncodeError, ProtocolError
 from ..protocol.messages import (
     HEARTBEAT,
@@ -160,11 +161,11 @@ class PhoenixSocket:
             self._remove(previous, "duplicate_join")
         channel_class = self.endpoint.router.match(topic)
         if channel_class is None:
-            log.warning("conn=%s join refused topic=%r reason=unmatched topic", self.id, topic)
+            log.warning("conn=%s join refused topic=%s reason=unmatched topic", self.id, esc(topic))
             self._reply(None, message, "error", _UNMATCHED)
             return
         if len(self.channels) >= self.endpoint.settings.max_channels:
-            log.warning("conn=%s join refused topic=%s reason=too many channels joined", self.id, topic)
+            log.warning("conn=%s join refused topic=%s reason=too many channels joined", self.id, esc(topic))
             self._reply(message.join_ref, message, "error", {"reason": "too many channels joined"})
             return
         channel = channel_class(self, topic, message.join_ref)
@@ -186,7 +187,7 @@ class PhoenixSocket:
         if exc is None and not isinstance(result, Reply):
             exc = TypeError(f"{name}.join must return ok(...) or error(...), got {result!r}")
         if exc is not None:
-            log.error("conn=%s join crashed topic=%s channel=%s", self.id, topic, name,
+            log.error("conn=%s join crashed topic=%s channel=%s", self.id, esc(topic), name,
                       exc_info=(type(exc), exc, exc.__traceback__))
             channel.alive = False
             if not self.closed:
@@ -208,7 +209,7 @@ class PhoenixSocket:
             channel.alive = False
         log.info(
             "conn=%s join topic=%s channel=%s join_ref=%s status=%s",
-            self.id, topic, name, message.join_ref, result.status,
+            self.id, esc(topic), name, esc(message.join_ref), result.status,
         )
         try:
             self._reply(message.join_ref, message, result.status, result.response)
@@ -229,7 +230,7 @@ class PhoenixSocket:
     def _leave(self, channel: Channel, message: Message) -> None:
         join_ref = channel.join_ref
         self._reply(join_ref, message, "ok", {})
-        log.info("conn=%s leave topic=%s join_ref=%s", self.id, channel.topic, join_ref)
+        log.info("conn=%s leave topic=%s join_ref=%s", self.id, esc(channel.topic), esc(join_ref))
         self.send(Push(join_ref, join_ref, channel.topic, PHX_CLOSE, {}))
         self._remove(channel, "left")
 
@@ -268,7 +269,8 @@ class PhoenixSocket:
                     f"got {result!r}"
                 )
         except Exception:
-            log.exception("conn=%s channel crashed topic=%s event=%r", self.id, channel.topic, message.event)
+            log.exception("conn=%s channel crashed topic=%s event=%s", self.id, esc(channel.topic),
+                          esc(message.event))
             self._crash(channel, "handle_in raised")
 
     # ---- awaited callbacks -----------------------------------------------------------------------------
@@ -323,7 +325,7 @@ class PhoenixSocket:
             try:
                 await awaitable
             except Exception:
-                log.exception("conn=%s channel crashed topic=%s in %s", self.id, channel.topic, what)
+                log.exception("conn=%s channel crashed topic=%s in %s", self.id, esc(channel.topic), what)
                 if not self.closed:
                     self._crash(channel, f"{what} raised")
 
@@ -342,7 +344,7 @@ class PhoenixSocket:
         try:
             result = callback()
         except Exception:
-            log.exception("conn=%s channel crashed topic=%s in %s", self.id, channel.topic, callback)
+            log.exception("conn=%s channel crashed topic=%s in %s", self.id, esc(channel.topic), callback)
             self._crash(channel, "callback raised")
             return
         if inspect.isawaitable(result):
@@ -353,7 +355,7 @@ class PhoenixSocket:
 
     def _guarded_done(self, channel: Channel, callback: Callable[[], Any], exc: BaseException | None) -> None:
         if exc is not None and channel.alive and not self.closed:
-            log.error("conn=%s channel crashed topic=%s in %s", self.id, channel.topic, callback,
+            log.error("conn=%s channel crashed topic=%s in %s", self.id, esc(channel.topic), callback,
                       exc_info=(type(exc), exc, exc.__traceback__))
             self._crash(channel, "callback raised")
 
@@ -362,7 +364,7 @@ class PhoenixSocket:
         if not channel.alive:
             return
         self.send(Push(channel.join_ref, channel.join_ref, channel.topic, PHX_CLOSE, {}))
-        log.info("conn=%s channel stopped topic=%s reason=%s", self.id, channel.topic, reason)
+        log.info("conn=%s channel stopped topic=%s reason=%s", self.id, esc(channel.topic), esc(reason))
         self._remove(channel, reason)
 
     def _crash(self, channel: Channel, why: str) -> None:
@@ -371,7 +373,8 @@ class PhoenixSocket:
         channel.alive = False
         self._unregister(channel)
         self.endpoint.presence.untrack(channel)
-        log.warning("conn=%s phx_error topic=%s join_ref=%s reason=%s", self.id, channel.topic, channel.join_ref, why)
+        log.warning("conn=%s phx_error topic=%s join_ref=%s reason=%s", self.id, esc(channel.topic), esc(channel.join_ref),
+                    esc(why))
         self.send(Push(channel.join_ref, channel.join_ref, channel.topic, PHX_ERROR, {}))
 
     def _unregister(self, channel: Channel) -> None:
@@ -389,7 +392,7 @@ class PhoenixSocket:
         try:
             result = channel.handle_leave(reason)
         except Exception:
-            log.exception("conn=%s handle_leave raised topic=%s", self.id, channel.topic)
+            log.exception("conn=%s handle_leave raised topic=%s", self.id, esc(channel.topic))
             result = None
         finally:
             channel.alive = False
@@ -404,7 +407,7 @@ class PhoenixSocket:
 
     def _leave_done(self, channel: Channel, exc: BaseException | None) -> None:
         if exc is not None:
-            log.error("conn=%s handle_leave raised topic=%s", self.id, channel.topic,
+            log.error("conn=%s handle_leave raised topic=%s", self.id, esc(channel.topic),
                       exc_info=(type(exc), exc, exc.__traceback__))
 
     def terminate(self, reason: str = "closed") -> None:

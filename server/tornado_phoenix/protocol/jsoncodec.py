@@ -44,8 +44,9 @@ _LONG_DIGITS = re.compile(rb"[0-9]{19}")
 _MARK = "\x00tp-int-" + os.urandom(8).hex() + ":"
 _MARK_JSON = b'"\\u0000' + _MARK[1:].encode()
 # orjson's float output always has a digit next to '.', 'e' or 'E'; strings can match too, which only costs
-# a slower exact pass.
-_MAYBE_FLOAT = re.compile(rb"\d[.eE]")
+# a slower exact pass. Same match as rb"\d[.eE]", written so that the scan jumps between '.', 'e' and 'E'
+# (3-4x faster on a large frame such as a 1 MiB Yjs document as a JSON byte array).
+_MAYBE_FLOAT = re.compile(rb"[.eE](?<=\d[.eE])")
 
 
 class LongInteger:

@@ -186,7 +186,8 @@ def negotiate(vsn: str | None) -> Serializer | None:
     if vsn is None:
         return V1
     parts = vsn.split(".")
-    if len(parts) != 3 or not all(part.isdigit() for part in parts):
+    # ASCII digits only: "²" and fullwidth "２" are digits to str.isdigit(); Phoenix refuses them (HTTP 403).
+    if len(parts) != 3 or not all(part.isascii() and part.isdigit() for part in parts):
         return None
     major, minor, _patch = (int(part) for part in parts)
     if minor != 0:

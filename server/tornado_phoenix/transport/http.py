@@ -24,6 +24,7 @@ class HealthHandler(tornado.web.RequestHandler):
             "uptime_s": round(self.endpoint.uptime(), 3),
             "connections": len(self.endpoint.connections),
             "channels": self.endpoint.channels,
+            "limits": self.endpoint.limits.snapshot(),
         }
         self.finish(orjson.dumps(body))
 

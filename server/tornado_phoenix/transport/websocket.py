@@ -11,23 +11,27 @@ import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import tornado.web
 import tornado.websocket
+from tornado.httputil import responses
 from tornado.ioloop import IOLoop
 from tornado.websocket import _WebSocketParams
 
 from ..channels.socket import PhoenixSocket
 from ..endpoint import Endpoint
 from ..limits import FAIR_SLICE, TokenBucket
+from ..logs import esc, protocol_log, verbose_protocol_errors
+from ..logs import excerpt as frame_excerpt
 from ..protocol.errors import CloseCode, ProtocolError
 from ..protocol.serializers import Frame, Serializer, negotiate
+from .handshake import origin_host, query_vsn, upgrade_problem
 from .tornado_compat import PhoenixWebSocketProtocol, frame_bytes
 
 __all__ = ["PhoenixWebSocketHandler"]
 
 log = logging.getLogger("tornado_phoenix.transport")
+limits_log = logging.getLogger("tornado_phoenix.limits")
 
 
 class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
@@ -47,6 +51,7 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         self._silent_until = 0.0  # fault:* silence (see silence())
         self._bucket: TokenBucket | None = None  # TP_MAX_MESSAGES_PER_SECOND (limits.py)
         self._in_a_row = 0  # messages handled since this socket last yielded to the loop
+        self._counted = False  # holds a slot in endpoint.limits
 
     # ---- handshake ------------------------------------------------------------------------------------
 
@@ -54,23 +59,40 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         self.clear_header("Server")  # Phoenix/Bandit send none
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
-        vsn = self.get_query_argument("vsn", None)
-        serializer = negotiate(vsn)
+        request = self.request
+        ok, vsn = query_vsn(request.query_arguments)
+        serializer = negotiate(vsn) if ok else None
         if serializer is None:
-            log.warning("refused upgrade from %s: unsupported vsn=%r (use 1.0.0 or 2.0.0)", self._peer(), vsn)
+            protocol_log.warning("refuse status=403 reason=%s vsn=%s peer=%s",
+                                 esc("unsupported vsn (use 1.0.0 or 2.0.0)"), esc(vsn if ok else request.query_arguments["vsn"][-1]),
+                                 self._peer())
             self._empty(403)
             return
         if not self._origin_allowed():
-            log.warning("refused upgrade from %s: origin %r not in TP_CHECK_ORIGIN", self._peer(),
-                        self.request.headers.get("Origin"))
+            protocol_log.warning("refuse status=403 reason=%s origin=%s peer=%s", esc("origin not in TP_CHECK_ORIGIN"),
+                                 esc(request.headers.get("Origin")), self._peer())
             self._empty(403)
             return
         params = {key: values[-1].decode("utf-8", "replace")
-                  for key, values in self.request.query_arguments.items() if key != "vsn"}
+                  for key, values in request.query_arguments.items() if key != "vsn"}
         assigns = self.endpoint.connect(params)
         if assigns is None:
-            log.warning("refused upgrade from %s: connect refused params=%s", self._peer(), ",".join(sorted(params)))
+            log.warning("refuse status=403 reason=%s params=%s peer=%s", esc("connect refused"),
+                        esc(",".join(sorted(params))), self._peer())
             self._empty(403)
+            return
+        problem = upgrade_problem(request.method or "", request.version, request.headers)
+        if problem is not None:  # Phoenix answers websock_adapter's UpgradeError with 400 and its message
+            protocol_log.warning("refuse status=400 reason=%s peer=%s", esc(problem), self._peer())
+            self.set_status(400)
+            self.finish(problem)
+            return
+        limits = self.endpoint.limits
+        refusal = limits.refusal(self._peer())
+        if refusal is not None:
+            status, why = refusal
+            limits_log.warning("refuse status=%d reason=%s peer=%s", status, esc(why), self._peer())
+            self._empty(status)
             return
         self.serializer = serializer
         self._params = params
@@ -85,7 +107,7 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
     def _bad_method(self, *args: Any, **kwargs: Any) -> None:
         self._empty(400)
 
-    post = put = patch = delete = options = _bad_method
+    post = put = patch = delete = options = head = _bad_method
 
     def check_origin(self, origin: str) -> bool:
         return True  # decided in get(), before the upgrade, with Phoenix's empty-body 403
@@ -95,7 +117,9 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         origin = self.request.headers.get("Origin")
         if not allowed or origin is None:
             return True  # no Origin header (native/mobile clients) is always allowed, as in Phoenix
-        host = (urlsplit(origin).hostname or "").lower()
+        host = origin_host(origin)
+        if host is None:
+            return False  # an Origin that does not parse matches no allowed host
         return any(host == entry or (entry.startswith("*.") and (host == entry[2:] or host.endswith(entry[1:])))
                    for entry in allowed)
 
@@ -124,12 +148,14 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         self.phx = PhoenixSocket(self.endpoint, self, params, peer=self._peer())
         self.phx.assigns.update(self._assigns)
         self.endpoint.connections.add(self)
+        self.endpoint.limits.opened(self._peer())
+        self._counted = True
         loop = IOLoop.current()
         self._opened_at = self._last_seen = loop.time()
         self._bucket = TokenBucket(self.settings_.max_messages_per_second, self.settings_.message_burst, loop.time())
         self._idle_timer = loop.call_later(self.settings_.idle_timeout, self._check_idle)
         log.info("conn=%s connect peer=%s vsn=%s params=%s", self.phx.id, self.phx.peer,
-                 self.serializer.vsn, ",".join(sorted(params)) or "-")
+                 self.serializer.vsn, esc(",".join(sorted(params)) or "-"))
 
     def on_message(self, message: str | bytes) -> Any:
         if self.rejected or self.phx is None:
@@ -149,11 +175,12 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
                 decoded = self.serializer.decode_binary(message)
             self.phx.handle_message(decoded)
         except ProtocolError as exc:
-            self.reject(exc.close_code, str(exc))
-        except Exception:
+            self.reject(exc.close_code, str(exc), excerpt=message)
+        except Exception as exc:
             # Same as a crashed Phoenix socket process: this connection closes 1011, nothing else is affected.
-            log.exception("conn=%s internal error while handling a frame", self.phx.id)
-            self.reject(CloseCode.INTERNAL_ERROR, "internal error")
+            if verbose_protocol_errors():
+                log.exception("conn=%s internal error while handling a frame", self.phx.id)
+            self.reject(CloseCode.INTERNAL_ERROR, f"internal error: {type(exc).__name__}", excerpt=message)
         self._in_a_row += 1
         if self._in_a_row >= FAIR_SLICE:
             # Fairness: Tornado reads the next frame from the buffer without returning to the loop; after a
@@ -168,14 +195,22 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
     def on_pong(self, data: bytes) -> None:
         self._last_seen = IOLoop.current().time()
 
-    def reject(self, code: int, reason: str) -> None:
+    def reject(self, code: int, reason: str, excerpt: str | bytes | None = None) -> None:
         """Close this connection for what its peer did, logging why; Phoenix sends an empty close reason."""
         if self.rejected:
             return
         self.rejected = True
-        conn = self.phx.id if self.phx else "-"
-        log.warning("conn=%s rejected frame, closing with %d: %s", conn, code, reason)
+        self.closing(code, reason, excerpt)
         self.close(code)
+
+    def closing(self, code: int, reason: str, excerpt: str | bytes | None = None) -> None:
+        """The one log line of a close caused by what the client sent (TP_LOG_PROTOCOL_ERRORS, rate-limited)."""
+        conn = self.phx.id if self.phx else "-"
+        if excerpt is None:
+            protocol_log.warning("conn=%s close code=%d reason=%s peer=%s", conn, code, esc(reason), self._peer())
+        else:
+            protocol_log.warning("conn=%s close code=%d reason=%s peer=%s frame=%s", conn, code, esc(reason),
+                                 self._peer(), frame_excerpt(excerpt))
 
     def _check_idle(self) -> None:
         loop = IOLoop.current()
@@ -185,7 +220,8 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
             self._idle_timer = None
             if not self.rejected:
                 self.rejected = True
-                log.info("conn=%s idle for %.0fs, closing with 1002", self.phx.id if self.phx else "-", idle)
+                log.info("conn=%s close code=%d reason=%s", self.phx.id if self.phx else "-",
+                         CloseCode.PROTOCOL_ERROR, f"idle for {idle:.0f}s (TP_IDLE_TIMEOUT={timeout:g})")
                 self.close(CloseCode.PROTOCOL_ERROR)
         else:
             self._idle_timer = loop.call_later(timeout - idle, self._check_idle)
@@ -196,6 +232,9 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
             IOLoop.current().remove_timeout(self._idle_timer)
             self._idle_timer = None
         self.endpoint.connections.discard(self)
+        if self._counted:
+            self._counted = False
+            self.endpoint.limits.closed(self._peer())
         if self.phx is not None:
             phx, self.phx = self.phx, None
             phx.terminate("closed")
@@ -228,8 +267,8 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         self.rejected = True
         protocol = self._protocol
         dropped = protocol.drop_queue() if protocol is not None else 0
-        log.warning("conn=%s closing with 1011: %s (%d queued bytes dropped)",
-                    self.phx.id if self.phx else "-", reason, dropped)
+        log.warning("conn=%s close code=%d reason=%s", self.phx.id if self.phx else "-", CloseCode.INTERNAL_ERROR,
+                    esc(f"{reason}; {dropped} queued bytes dropped", 400))
         self.close(CloseCode.INTERNAL_ERROR)
 
     def call_later(self, delay: float, callback: Callable[[], Any]) -> Any:
@@ -242,6 +281,10 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         """Close from the server side with `code` (and `reason`, for fault:* disconnect); sends nothing more."""
         if not self.rejected:
             self.rejected = True
+            # One line per close; at shutdown (1001, no reason) the server already logged one line for all.
+            level = logging.DEBUG if code == CloseCode.GOING_AWAY and reason is None else logging.INFO
+            log.log(level, "conn=%s close code=%d reason=%s", self.phx.id if self.phx else "-", code,
+                    esc(reason or "server shutting down"))
             self.close(code, reason)
 
     def silence(self, seconds: float) -> None:
@@ -269,6 +312,11 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         return self.request.remote_ip or "-"
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, tornado.web.HTTPError):  # an answer to a bad request, not a server fault
+            protocol_log.warning("refuse status=%d reason=%s peer=%s", value.status_code,
+                                 esc(value.log_message or value.reason or responses.get(value.status_code, "")),
+                                 self._peer())
+            return
         log.error("unexpected error in the WebSocket handler", exc_info=(typ, value, tb))
 
 
