@@ -54,7 +54,16 @@ def test_edge_json_is_echoed_exactly(server, payload):
     '["1","2","echo:json","e",{"x":' + nest(1100) + ',"n":12345678901234567890123}]',
     '["1","2","echo:json","e",{"x":NaN}]',
 ])
-def test_what_jason_rejects_closes_1011_cleanly(server, frame):
+def test_what_jason_rejects_closes_1011_cleanly(frame):
+    # A server of its own: protocol-error lines are rate-limited per server (5 alike per 10 s).
+    server = LiveServer(env={"TP_LOG_LEVEL": "info"}).start()
+    try:
+        _rejected_cleanly(server, frame)
+    finally:
+        server.stop()
+
+
+def _rejected_cleanly(server, frame):
     with RawWebSocket(server.port, V2) as ws:
         ws.send_text('["1","1","echo:json","phx_join",{}]')
         json.loads(ws.recv_text())

@@ -1,6 +1,6 @@
 """Slowloris, bad handshakes and WebSocket protocol strictness (issue 10, defects 1, 3, 4, 7): written against
-the issue's required behaviour. The fixes are the i10-wire branch's; until it lands these are expected to
-fail (xfail, not strict). Each also checks the server logged no traceback and bystanders were unaffected."""
+the issue's required behaviour (the fixes are the i10-wire branch's, now in main: these were xfail until it
+landed). Each also checks the server logged no traceback and bystanders were unaffected."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from tests.support.live_server import LiveServer
 from tests.support.rawws import RawWebSocket, http_get
 
 V2 = "/socket/websocket?vsn=2.0.0"
-WIRE = pytest.mark.xfail(strict=False, reason="needs i10-wire")
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +36,6 @@ def status_of(port: int, request: bytes) -> int:
     return int(head.split()[1]) if head else 0
 
 
-@WIRE
 def test_slowloris_half_sent_upgrades_are_dropped_after_the_header_timeout(server):
     with Witnesses(server.port) as witnesses:
         held = []
@@ -56,7 +54,6 @@ def test_slowloris_half_sent_upgrades_are_dropped_after_the_header_timeout(serve
     assert tracebacks(server) == []
 
 
-@WIRE
 @pytest.mark.parametrize("request_bytes, expected", [
     (lambda port: upgrade_request(port, version="HTTP/1.0"), {400, 403, 426}),
     (lambda port: upgrade_request(port, extra="").replace(b"Version: 13", b"Version: 8"), {400, 426}),
@@ -80,7 +77,6 @@ def raw_frame(first: int, payload: bytes, masked: bool = True) -> bytes:
     return struct.pack("!BB", first, 0x80 | len(payload)) + b"\x00\x00\x00\x00" + payload
 
 
-@WIRE
 @pytest.mark.parametrize("data", [
     raw_frame(0xC1, b"[]"),  # RSV1 set
     raw_frame(0x09, b"x"),  # fragmented ping (FIN clear)
@@ -101,7 +97,6 @@ def test_protocol_errors_close_1002(server, data):
     assert tracebacks(server) == []
 
 
-@WIRE
 def test_log_injection_is_escaped(server):
     with RawWebSocket(server.port, V2) as ws:
         ws.send_text('["1\\nFORGED line","1","echo:x\\nFORGED","phx_join",{}]')
