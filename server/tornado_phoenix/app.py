@@ -17,6 +17,7 @@ from .channels.router import Router
 from .channels.test import TestChannel
 from .config import Settings
 from .endpoint import Endpoint, accept_all
+from .metrics import MetricsHandler
 from .presence.base import Presence
 from .presence.local import LocalPresence
 from .pubsub.base import PubSub
@@ -62,11 +63,17 @@ def make_app(
         presence or LocalPresence(pubsub),
         connect or accept_all,
     )
+    if getattr(pubsub, "metrics", False) is None:
+        pubsub.metrics = endpoint.metrics  # type: ignore[attr-defined]  # broadcasts and fan-out sizes
     base = settings.socket_path.rstrip("/")
+    metrics_routes: list[Any] = []
+    if settings.metrics and not settings.metrics_bind:
+        metrics_routes.append((r"/metrics", MetricsHandler, {"metrics": endpoint.metrics}))
     app = tornado.web.Application(
         [
             (rf"{base}/websocket/?", PhoenixWebSocketHandler, {"endpoint": endpoint}),
             (r"/health", HealthHandler, {"endpoint": endpoint}),
+            *metrics_routes,
             # The browser console: the page at / and its files (phoenix.js is bundled, no CDN).
             (r"/()", tornado.web.StaticFileHandler, {"path": str(STATIC_DIR), "default_filename": "index.html"}),
             (r"/static/(.*)", tornado.web.StaticFileHandler, {"path": str(STATIC_DIR)}),
@@ -75,3 +82,9 @@ def make_app(
         websocket_max_message_size=settings.max_frame_size,
     )
     return app, endpoint
+
+
+def make_metrics_app(endpoint: Endpoint) -> tornado.web.Application:
+    """The separate listener of TP_METRICS_BIND: /metrics only."""
+    return tornado.web.Application([(r"/metrics", MetricsHandler, {"metrics": endpoint.metrics})],
+                                   default_handler_class=NotFoundHandler)

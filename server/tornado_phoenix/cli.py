@@ -47,7 +47,23 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
     _probe_parser(sub)
+    _token_parser(sub)
     return parser
+
+
+def _token_parser(sub: argparse._SubParsersAction) -> None:
+    token = sub.add_parser(
+        "token",
+        help="print a JWT signed with TP_JWT_SECRET, for testing clients",
+        description="Prints one HS* JWT (TP_JWT_ALGORITHMS' first, default HS256) signed with TP_JWT_SECRET, "
+        "with sub, iat, exp and, when set, TP_JWT_AUDIENCE as aud and TP_JWT_ISSUER as iss.",
+    )
+    token.add_argument("--sub", required=True, help="the subject (user id; the presence key)")
+    token.add_argument("--ttl", default="1h", help="lifetime: 90s, 15m, 1h, 2d (default 1h)")
+    token.add_argument("--channels", action="append", default=None, metavar="PATTERN",
+                       help="topic pattern the token may join, e.g. 'room:*' (repeat or comma-separate)")
+    token.add_argument("--claim", action="append", default=[], metavar="K=V",
+                       help="extra claim; V is parsed as JSON when it can be (faults=true), else a string")
 
 
 def configure_logging(level: str, fmt: str = "text", protocol_errors: str = "short") -> None:
@@ -72,13 +88,54 @@ def main(argv: list[str] | None = None) -> int:
         from .probe import main as probe_main
 
         return probe_main(args)
+    if args.command == "token":
+        return _token(args)
     return 2
+
+
+def _token(args: argparse.Namespace) -> int:
+    import json
+
+    from .auth import issue_token, parse_duration
+
+    try:
+        settings = Settings.from_env()
+        ttl = parse_duration(args.ttl)
+    except (SettingsError, ValueError) as exc:
+        print(f"tornado-phoenix token: {exc}", file=sys.stderr)
+        return 2
+    if not settings.jwt_secret:
+        print("tornado-phoenix token: set TP_JWT_SECRET (the server's HMAC secret) to sign tokens", file=sys.stderr)
+        return 2
+    algorithm = settings.jwt_algorithms.split(",")[0].strip()
+    if not algorithm.startswith("HS"):
+        print(f"tornado-phoenix token: TP_JWT_ALGORITHMS={settings.jwt_algorithms} is not HS*: this command signs "
+              "with TP_JWT_SECRET only", file=sys.stderr)
+        return 2
+    claims = {}
+    for item in args.claim:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            print(f"tornado-phoenix token: --claim {item!r}: expected key=value", file=sys.stderr)
+            return 2
+        try:
+            claims[key] = json.loads(raw)
+        except ValueError:
+            claims[key] = raw
+    channels = [c.strip() for group in args.channels or [] for c in group.split(",") if c.strip()] or None
+    print(issue_token(settings.jwt_secret, args.sub, ttl, algorithm=algorithm, channels=channels, claims=claims,
+                      audience=settings.jwt_audience, issuer=settings.jwt_issuer))
+    return 0
 
 
 async def serve(settings: Settings) -> int:
     from .server import Server
 
-    server = Server(settings)
+    try:
+        server = Server(settings)
+    except SettingsError as exc:  # auth.AuthError: a key, secret or algorithm list that cannot work
+        log.error("bad setting: %s", exc)
+        return 2
     try:
         server.start()
     except OSError as exc:

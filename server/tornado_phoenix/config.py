@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 __all__ = ["Settings", "SettingsError", "OPTIONS"]
@@ -63,6 +63,24 @@ OPTIONS: tuple[Option, ...] = (
            "largest room:* update or y-protocols message in bytes (error 'update too large')"),
     Option("yjs_max_doc_bytes", "TP_YJS_MAX_DOC_BYTES", 64 * 1024 * 1024, int,
            "largest room:* document in bytes (error 'document too large')"),
+    Option("auth", "TP_AUTH", "none", str, "connect authentication: none, token or jwt"),
+    Option("auth_tokens", "TP_AUTH_TOKENS", "", str, "TP_AUTH=token: comma-separated accepted tokens"),
+    Option("auth_tokens_file", "TP_AUTH_TOKENS_FILE", "", str, "TP_AUTH=token: file with one token a line"),
+    Option("auth_param", "TP_AUTH_PARAM", "token", str, "connect param that carries the token"),
+    Option("jwt_secret", "TP_JWT_SECRET", "", str, "TP_AUTH=jwt: HMAC secret for HS256/384/512"),
+    Option("jwt_public_key_file", "TP_JWT_PUBLIC_KEY_FILE", "", str,
+           "TP_AUTH=jwt: PEM public key for RS*/PS*/ES*/EdDSA"),
+    Option("jwt_algorithms", "TP_JWT_ALGORITHMS", "HS256", str, "accepted JWT algorithms, comma-separated"),
+    Option("jwt_audience", "TP_JWT_AUDIENCE", "", str, "required JWT aud (empty: aud not checked)"),
+    Option("jwt_issuer", "TP_JWT_ISSUER", "", str, "required JWT iss (empty: iss not checked)"),
+    Option("jwt_leeway", "TP_JWT_LEEWAY", 0.0, float, "seconds of clock skew allowed on exp/nbf/iat"),
+    Option("jwt_enforce_expiry", "TP_JWT_ENFORCE_EXPIRY", True, bool,
+           "close a socket with 4001 when its JWT expires (on/off)"),
+    Option("faults_token", "TP_FAULTS_TOKEN", "", str,
+           "with auth on: connect param faults_token equal to this unlocks fault:*"),
+    Option("metrics", "TP_METRICS", True, bool, "serve /metrics in Prometheus format (on/off)"),
+    Option("metrics_bind", "TP_METRICS_BIND", "", str,
+           "host:port for a separate /metrics listener (empty: on the main port)"),
 )
 
 
@@ -91,6 +109,20 @@ class Settings:
     yjs_room_ttl: float = 60.0
     yjs_max_update_bytes: int = 1024 * 1024
     yjs_max_doc_bytes: int = 64 * 1024 * 1024
+    auth: str = "none"
+    auth_tokens: str = field(default="", repr=False)  # a secret: never in logs or reprs
+    auth_tokens_file: str = ""
+    auth_param: str = "token"
+    jwt_secret: str = field(default="", repr=False)  # a secret: never in logs or reprs
+    jwt_public_key_file: str = ""
+    jwt_algorithms: str = "HS256"
+    jwt_audience: str = ""
+    jwt_issuer: str = ""
+    jwt_leeway: float = 0.0
+    jwt_enforce_expiry: bool = True
+    faults_token: str = field(default="", repr=False)  # a secret: never in logs or reprs
+    metrics: bool = True
+    metrics_bind: str = ""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -123,6 +155,10 @@ class Settings:
             parse_store_url(self.yjs_store)
         except ValueError as exc:
             raise SettingsError(f"TP_YJS_STORE/--yjs-store={exc}") from None
+        if self.auth not in ("none", "token", "jwt"):
+            raise SettingsError(f"TP_AUTH/--auth={self.auth!r}: use none, token or jwt")
+        if self.metrics_bind and not _host_port(self.metrics_bind):
+            raise SettingsError(f"TP_METRICS_BIND={self.metrics_bind!r}: expected host:port, e.g. 127.0.0.1:9100")
         if not self.socket_path.startswith("/") or self.socket_path.endswith("/"):
             raise SettingsError(f"TP_SOCKET_PATH={self.socket_path!r}: must start with '/' and not end with '/'")
 
@@ -142,6 +178,20 @@ class Settings:
         values.update({key: value for key, value in overrides.items() if value is not None})
         known = {field.name for field in fields(cls)}
         return cls(**{key: value for key, value in values.items() if key in known})
+
+
+def _host_port(raw: str) -> tuple[str, int] | None:
+    host, sep, port = raw.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) <= 65535:
+        return None
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def metrics_address(raw: str) -> tuple[str, int]:
+    """TP_METRICS_BIND "host:port" as (host, port); validated in Settings."""
+    address = _host_port(raw)
+    assert address is not None
+    return address
 
 
 _BOOLEANS = {"1": True, "true": True, "on": True, "yes": True, "0": False, "false": False, "off": False, "no": False}

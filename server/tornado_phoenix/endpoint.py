@@ -9,8 +9,10 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .auth import Authenticator
 from .config import Settings
 from .limits import FaultBudget, OutboundBudget
+from .metrics import Metrics
 from .presence.base import Presence
 from .pubsub.base import PubSub
 from .transport.limits import ConnectionLimits
@@ -37,9 +39,15 @@ class Endpoint:
         pubsub: PubSub,
         presence: Presence,
         connect: Callable[[dict[str, Any]], dict[str, Any] | None] = accept_all,
+        *,
+        auth: Authenticator | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.connect = connect
+        self.auth = auth or Authenticator(settings)  # raises AuthError on a configuration that cannot work
+        self.metrics = metrics or Metrics()
+        self.metrics.endpoint = self
         self.router = router
         self.pubsub = pubsub
         self.presence = presence
@@ -60,6 +68,17 @@ class Endpoint:
             max_update_bytes=settings.yjs_max_update_bytes,
             max_doc_bytes=settings.yjs_max_doc_bytes,
         )
+        rooms = self.yjs.rooms
+        self.metrics.add_gauge("yjs_rooms", "room:* documents loaded in memory", lambda: len(rooms))
+        self.metrics.add_gauge("yjs_room_members", "members of the loaded room:* documents",
+                               lambda: sum(len(room.members) for room in list(rooms.values())))
+        self.metrics.add_gauge("yjs_document_bytes", "encoded size of the loaded room:* documents (upper bound)",
+                               lambda: sum(room.size for room in list(rooms.values())))
+
+    def auth_refused(self, reason: str) -> None:
+        self.metrics.connects.labels("refused").inc()
+        if self.auth.enabled:
+            self.metrics.auth_failures.labels(reason).inc()
 
     def channel_joined(self) -> None:
         self.channels += 1

@@ -6,9 +6,12 @@ import asyncio
 import logging
 import resource
 
+import tornado.httpserver
+import tornado.ioloop
+
 from . import __version__
-from .app import make_app
-from .config import Settings
+from .app import make_app, make_metrics_app
+from .config import Settings, metrics_address
 from .protocol.errors import CloseCode
 from .transport.tornado_compat import MAX_HEAD_BYTES, HardenedHTTPServer
 
@@ -22,6 +25,8 @@ class Server:
         self.settings = settings
         self.app, self.endpoint = make_app(settings)
         self.http: HardenedHTTPServer | None = None
+        self.metrics_http: tornado.httpserver.HTTPServer | None = None
+        self._flusher: tornado.ioloop.PeriodicCallback | None = None
 
     def start(self) -> None:
         settings = self.settings
@@ -37,6 +42,18 @@ class Server:
         )
         # Bandit's listen backlog; Tornado's default of 128 drops SYNs in a reconnect storm.
         self.http.listen(self.settings.port, self.settings.host, backlog=1024)
+        if self.settings.metrics and self.settings.metrics_bind:
+            host, port = metrics_address(self.settings.metrics_bind)
+            self.metrics_http = tornado.httpserver.HTTPServer(make_metrics_app(self.endpoint))
+            self.metrics_http.listen(port, host)
+            log.info("metrics on http://%s:%s/metrics", host, port)
+        if self.endpoint.metrics.multiprocess_dir:
+            # another worker's scrape reads this process's files: keep them current
+            self._flusher = tornado.ioloop.PeriodicCallback(self.endpoint.metrics.flush, 5000)
+            self._flusher.start()
+        if self.endpoint.auth.enabled:
+            log.info("auth=%s: connects need a token (param %r or phoenix.js authToken)",
+                     self.endpoint.auth.mode, self.settings.auth_param)
         log.info(
             "tornado-phoenix %s listening on http://%s:%s (WebSocket at ws://%s:%s%s/websocket) channels=%s",
             __version__, self.settings.host, self.settings.port, self.settings.host, self.settings.port,
@@ -48,6 +65,10 @@ class Server:
         if self.http is not None:
             self.http.stop()
         self.endpoint.draining = True
+        if self.metrics_http is not None:
+            self.metrics_http.stop()
+        if self._flusher is not None:
+            self._flusher.stop()
         connections = list(self.endpoint.connections)
         log.info("shutting down: closing %d connection(s) with 1001", len(connections))
         for handler in connections:

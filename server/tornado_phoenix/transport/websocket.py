@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,7 @@ from tornado.httputil import responses
 from tornado.ioloop import IOLoop
 from tornado.websocket import _WebSocketParams
 
+from .. import auth
 from ..channels.socket import PhoenixSocket
 from ..endpoint import Endpoint
 from ..limits import FAIR_SLICE, TokenBucket
@@ -51,6 +53,8 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         self._silent_until = 0.0  # fault:* silence (see silence())
         self._bucket: TokenBucket | None = None  # TP_MAX_MESSAGES_PER_SECOND (limits.py)
         self._in_a_row = 0  # messages handled since this socket last yielded to the loop
+        self._bearer = False
+        self._expiry_timer: Any = None
         self._counted = False  # holds a slot in endpoint.limits
 
     # ---- handshake ------------------------------------------------------------------------------------
@@ -75,12 +79,16 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
             return
         params = {key: values[-1].decode("utf-8", "replace")
                   for key, values in request.query_arguments.items() if key != "vsn"}
-        assigns = self.endpoint.connect(params)
-        if assigns is None:
-            log.warning("refuse status=403 reason=%s params=%s peer=%s", esc("connect refused"),
-                        esc(",".join(sorted(params))), self._peer())
+        protocols = request.headers.get("Sec-WebSocket-Protocol")
+        assigns = self.endpoint.auth.connect(params, protocols, self.endpoint.connect)
+        if isinstance(assigns, auth.Refused):  # the reason is ours (never the token); params: names only
+            self.endpoint.auth_refused(assigns.reason)
+            log.warning("refuse status=403 reason=%s auth=%s params=%s peer=%s", esc(assigns.reason),
+                        self.endpoint.auth.mode, esc(",".join(sorted(params))), self._peer())
             self._empty(403)
             return
+        # auth off: 1.7.24 answers no subprotocol; auth on: 1.8's auth_token answers "phoenix" (research 1.4)
+        self._bearer = self.endpoint.auth.enabled and protocols is not None and auth.AUTH_TOKEN_PREFIX in protocols
         problem = upgrade_problem(request.method or "", request.version, request.headers)
         if problem is not None:  # Phoenix answers websock_adapter's UpgradeError with 400 and its message
             protocol_log.warning("refuse status=400 reason=%s peer=%s", esc(problem), self._peer())
@@ -124,7 +132,12 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
                    for entry in allowed)
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
-        return None  # Phoenix 1.7 ignores offered subprotocols and answers none
+        # Phoenix 1.7 ignores offered subprotocols and answers none; with TP_AUTH on, a phoenix.js 1.8 authToken
+        # handshake (["phoenix", "base64url.bearer.phx.<token>"]) is answered "phoenix" like Phoenix 1.8's
+        # auth_token: true (the ws client rejects a handshake that answers none).
+        if self._bearer and "phoenix" in subprotocols:
+            return "phoenix"
+        return None
 
     def get_compression_options(self) -> dict[str, Any] | None:
         return None  # compress: false, as Phoenix's default
@@ -154,6 +167,10 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         self._opened_at = self._last_seen = loop.time()
         self._bucket = TokenBucket(self.settings_.max_messages_per_second, self.settings_.message_burst, loop.time())
         self._idle_timer = loop.call_later(self.settings_.idle_timeout, self._check_idle)
+        expires_at = self._assigns.get(auth.EXPIRES_AT)
+        if expires_at is not None:
+            self._expiry_timer = loop.call_later(max(0.0, expires_at - time.time()), self._token_expired)
+        self.endpoint.metrics.connects.labels("ok").inc()
         log.info("conn=%s connect peer=%s vsn=%s params=%s", self.phx.id, self.phx.peer,
                  self.serializer.vsn, esc(",".join(sorted(params)) or "-"))
 
@@ -161,9 +178,13 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         if self.rejected or self.phx is None:
             return None
         self._last_seen = now = IOLoop.current().time()
+        metrics = self.endpoint.metrics
+        metrics.messages_in += 1
+        metrics.bytes_in += len(message)
         if now < self._silent_until:
             return None  # fault:* silence: dropped unread, as a network partition would lose it
         if not self._bucket.take(now):  # type: ignore[union-attr]
+            self.endpoint.metrics.rate_limited_sockets.inc()
             self.reject(CloseCode.POLICY_VIOLATION, f"message rate over TP_MAX_MESSAGES_PER_SECOND="
                         f"{self.settings_.max_messages_per_second:g} (burst TP_MESSAGE_BURST="
                         f"{self.settings_.message_burst})")
@@ -201,6 +222,7 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
             return
         self.rejected = True
         self.closing(code, reason, excerpt)
+        self.endpoint.metrics.rejected.labels(_reason_label(code)).inc()
         self.close(code)
 
     def closing(self, code: int, reason: str, excerpt: str | bytes | None = None) -> None:
@@ -226,11 +248,23 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         else:
             self._idle_timer = loop.call_later(timeout - idle, self._check_idle)
 
+    def _token_expired(self) -> None:
+        self._expiry_timer = None
+        if not self.rejected and self.phx is not None:
+            self.rejected = True
+            log.info("conn=%s close code=%d reason=%s", self.phx.id, 4001, "token expired (TP_JWT_ENFORCE_EXPIRY)")
+            self.close(4001, "token expired")
+
     def on_close(self) -> None:
         self.endpoint.outbound.forget(self)
         if self._idle_timer is not None:
             IOLoop.current().remove_timeout(self._idle_timer)
             self._idle_timer = None
+        if self._expiry_timer is not None:
+            IOLoop.current().remove_timeout(self._expiry_timer)
+            self._expiry_timer = None
+        if self.phx is not None:
+            self.endpoint.metrics.closes.labels(str(self.close_code)).inc()
         self.endpoint.connections.discard(self)
         if self._counted:
             self._counted = False
@@ -257,8 +291,9 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
     _queued = False  # last seen with bytes queued (then every send reports to the budget)
 
     def pending_bytes(self) -> int:
+        """Bytes queued on this connection's stream, not yet taken by the kernel (0 once it is closed)."""
         protocol = self._protocol
-        return 0 if protocol is None or self.rejected else protocol.pending_bytes()
+        return 0 if protocol is None else protocol.pending_bytes()
 
     def overflow(self, queued: int, reason: str) -> None:
         """Over TP_MAX_PENDING_BYTES(_TOTAL): drop the queue, close 1011 ahead of the dropped data."""
@@ -318,6 +353,13 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
                                  self._peer())
             return
         log.error("unexpected error in the WebSocket handler", exc_info=(typ, value, tb))
+
+
+def _reason_label(code: int) -> str:
+    try:
+        return CloseCode(code).name.lower()
+    except ValueError:
+        return str(code)
 
 
 class _Muted:
