@@ -36,7 +36,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_channels", "TP_MAX_CHANNELS", 100, int, "channels one socket may join"),
     Option("max_pending_bytes", "TP_MAX_PENDING_BYTES", 8 * 1024 * 1024, int,
            "unsent bytes a slow client may queue before it is closed with 1011"),
-    Option("max_pending_bytes_total", "TP_MAX_PENDING_BYTES_TOTAL", 96 * 1024 * 1024, int,
+    Option("max_pending_bytes_total", "TP_MAX_PENDING_BYTES_TOTAL", 64 * 1024 * 1024, int,
            "unsent bytes all clients together may queue; over it the largest queues are closed with 1011"),
     Option("max_messages_per_second", "TP_MAX_MESSAGES_PER_SECOND", 1000.0, float,
            "messages one socket may send per second, on average (close 1008 when over)"),
@@ -94,7 +94,7 @@ class Settings:
     max_frame_size: int = 8_000_000
     max_channels: int = 100
     max_pending_bytes: int = 8 * 1024 * 1024
-    max_pending_bytes_total: int = 96 * 1024 * 1024
+    max_pending_bytes_total: int = 64 * 1024 * 1024
     max_messages_per_second: float = 1000.0
     message_burst: int = 2000
     check_origin: str = ""

@@ -4,19 +4,20 @@ Pure bookkeeping, no I/O: the WebSocket transport asks and acts on the answer (i
 
 Outbound budget. Every socket whose client reads slower than the server writes queues bytes in user space.
 One socket may queue at most `TP_MAX_PENDING_BYTES` (default 8 MiB); all sockets together at most
-`TP_MAX_PENDING_BYTES_TOTAL` (default 96 MiB). Over the total, the largest queues are closed first, with
+`TP_MAX_PENDING_BYTES_TOTAL` (default 64 MiB). Over the total, the largest queues are closed first, with
 1011, until the total is back under; each close logs one line:
 
-    conn=12 close code=1011 reason='slow consumer: 31457280 bytes queued, server total 100667392 over
-    TP_MAX_PENDING_BYTES_TOTAL=100663296 (largest queue closed first); 31452000 queued bytes dropped'
+    conn=12 close code=1011 reason='slow consumer: 31457280 bytes queued, server total 67112960 over
+    TP_MAX_PENDING_BYTES_TOTAL=67108864 (largest queue closed first); 31452000 queued bytes dropped'
 
 The queue of a closed socket is dropped (the frame being sent is finished, so the close frame that follows
 is well-formed) and the close frame goes ahead of the dropped data.
 
-Defaults, sized for the deployed container's 256 MiB memory limit: the server with 10,000 idle sockets is
-about 60-80 MiB; 96 MiB of queued bytes plus the allocator's slack on them (~25 %) adds at most ~120 MiB, which
-leaves ~50 MiB for decoding frames (up to `TP_MAX_FRAME_SIZE`, 8 MB) and everything else. 8 MiB per socket
-is twice the largest `fault:*` storm (4 MiB) and 12 of them fill the total.
+Defaults, sized for the deployed container's 256 MiB memory limit: the process starts at ~40-48 MiB and each
+joined socket costs ~9 KiB (README, connection limits), so 10,000 sockets (TP_MAX_CONNECTIONS) are ~130 MiB;
+64 MiB of queued bytes plus the allocator's slack on them (~25 %) adds at most ~80 MiB, leaving ~45 MiB for
+decoding frames (up to `TP_MAX_FRAME_SIZE`, 8 MB) and the kernel's socket buffers. 8 MiB per socket is twice
+the largest `fault:*` storm (4 MiB); 8 such queues fill the total.
 
 Message rate. A token bucket per socket: `TP_MAX_MESSAGES_PER_SECOND` (default 1000) tokens a second, at most
 `TP_MESSAGE_BURST` (default 2000) saved up. A message with no token left closes the socket with 1008 (policy

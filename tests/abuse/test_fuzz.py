@@ -75,7 +75,7 @@ def fuzz():
     rss = rss_kib(server.proc.pid)
     print(f"\nfuzz: {fuzzer.cases} cases, closes {dict(fuzzer.closes)}, witness shouts {witnesses.sent} "
           f"all received, RSS {baseline // 1024} -> {rss // 1024} MiB")
-    assert rss < baseline + 96 * 1024
+    assert rss < baseline + 64 * 1024
     server.stop()
 
 

@@ -75,7 +75,7 @@ def slow_reader(ws: RawWebSocket, stop: threading.Event) -> None:
 
 
 @pytest.mark.parametrize("non_readers, slow_readers, env, limit_name", [
-    # defaults (8 MiB per socket, 96 MiB in total): 8 non-readers, each closed at its own cap
+    # defaults (8 MiB per socket, 64 MiB in total): 8 non-readers, each closed at its own cap
     (8, 0, {}, "TP_MAX_PENDING_BYTES="),
     # 5 slow consumers under defaults
     (0, 5, {}, "TP_MAX_PENDING_BYTES="),
@@ -85,7 +85,7 @@ def slow_reader(ws: RawWebSocket, stop: threading.Event) -> None:
 ])
 def test_storms_into_slow_consumers_stay_in_budget(non_readers, slow_readers, env, limit_name):
     server = LiveServer(env={"TP_LOG_LEVEL": "info", **env}).start()
-    total_budget = int(env.get("TP_MAX_PENDING_BYTES_TOTAL", 96 * MIB))
+    total_budget = int(env.get("TP_MAX_PENDING_BYTES_TOTAL", 64 * MIB))
     try:
         baseline = rss_kib(server.proc.pid)
         topic = "fault:sink"
