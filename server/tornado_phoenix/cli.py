@@ -1,4 +1,4 @@
-"""`tornado-phoenix serve | probe`: parses flags (each serve flag also a TP_* variable), configures logging, runs."""
+"""`tornado-phoenix serve | probe | broadcast`: parses flags (each serve flag also a TP_* variable), configures logging, runs."""
 
 from __future__ import annotations
 
@@ -41,12 +41,29 @@ def _probe_parser(sub: argparse._SubParsersAction) -> None:
     add_arguments(probe)
 
 
+def _broadcast_parser(sub: argparse._SubParsersAction) -> None:
+    cmd = sub.add_parser(
+        "broadcast",
+        help="broadcast one event to a topic through the server API (POST /api/broadcast)",
+        description="POST /api/broadcast on a running server: every member of TOPIC, on every node, gets EVENT "
+        "with PAYLOAD. Needs the server's TP_API_SECRET. Exit 0 when the server accepted it, 1 otherwise.",
+    )
+    cmd.add_argument("topic", metavar="TOPIC")
+    cmd.add_argument("event", metavar="EVENT")
+    cmd.add_argument("payload", metavar="PAYLOAD", nargs="?", default="{}", help="a JSON object (default {})")
+    cmd.add_argument("--url", required=True, help="the server's (or TP_API_BIND's) base URL, e.g. http://127.0.0.1:4000")
+    cmd.add_argument("--secret", default=None, help="the API secret [env TP_API_SECRET; prefer the variable: "
+                     "a flag shows in the process list]")
+    cmd.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the server (default 10)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tornado-phoenix", description="Phoenix Channels server on Tornado")
     parser.add_argument("--version", action="version", version=f"tornado-phoenix {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
     _probe_parser(sub)
+    _broadcast_parser(sub)
     _token_parser(sub)
     return parser
 
@@ -88,9 +105,46 @@ def main(argv: list[str] | None = None) -> int:
         from .probe import main as probe_main
 
         return probe_main(args)
+    if args.command == "broadcast":
+        return broadcast(args)
     if args.command == "token":
         return _token(args)
     return 2
+
+
+def broadcast(args: argparse.Namespace) -> int:
+    import json
+    import os
+    import urllib.error
+    import urllib.request
+
+    try:
+        payload = json.loads(args.payload)
+    except ValueError as exc:
+        print(f"tornado-phoenix broadcast: PAYLOAD is not valid JSON: {exc}", file=sys.stderr)
+        return 2
+    secret = args.secret if args.secret is not None else os.environ.get("TP_API_SECRET", "")
+    if not secret:
+        print("tornado-phoenix broadcast: no secret: set TP_API_SECRET (the server's) or pass --secret",
+              file=sys.stderr)
+        return 2
+    url = args.url.rstrip("/") + "/api/broadcast"
+    body = json.dumps({"topic": args.topic, "event": args.event, "payload": payload}).encode()
+    request = urllib.request.Request(url, data=body, method="POST", headers={
+        "Content-Type": "application/json", "Authorization": f"Bearer {secret}"})
+    try:
+        with urllib.request.urlopen(request, timeout=args.timeout) as response:
+            print(response.read().decode())
+            return 0
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode("utf-8", "replace")[:500]
+        hint = {401: " (wrong secret? it must equal the server's TP_API_SECRET)",
+                404: " (is TP_API_SECRET set on the server? with TP_API_BIND the API has its own address)"}
+        print(f"tornado-phoenix broadcast: {url}: HTTP {exc.code} {detail}{hint.get(exc.code, '')}", file=sys.stderr)
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        print(f"tornado-phoenix broadcast: {url}: {reason} (is the server running at --url?)", file=sys.stderr)
+    return 1
 
 
 def _token(args: argparse.Namespace) -> int:
@@ -129,7 +183,7 @@ def _token(args: argparse.Namespace) -> int:
 
 
 async def serve(settings: Settings) -> int:
-    from .server import Server
+    from .server import ApiBindError, Server
 
     try:
         server = Server(settings)
@@ -138,6 +192,9 @@ async def serve(settings: Settings) -> int:
         return 2
     try:
         server.start()
+    except ApiBindError as exc:
+        log.error("%s", exc)
+        return 1
     except OSError as exc:
         log.error("cannot listen on %s:%s: %s (is another process using the port? set TP_PORT/--port)",
                   settings.host, settings.port, exc.strerror or exc)

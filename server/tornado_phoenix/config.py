@@ -81,6 +81,20 @@ OPTIONS: tuple[Option, ...] = (
     Option("metrics", "TP_METRICS", True, bool, "serve /metrics in Prometheus format (on/off)"),
     Option("metrics_bind", "TP_METRICS_BIND", "", str,
            "host:port for a separate /metrics listener (empty: on the main port)"),
+    # Driving it from your backend (api.py, backend.py, channels/backend.py)
+    Option("api_secret", "TP_API_SECRET", "", str,
+           "shared secret: turns on /api/* (Authorization: Bearer) and signs every callback (empty: off)"),
+    Option("api_bind", "TP_API_BIND", "", str,
+           "serve /api/* only on this HOST:PORT (e.g. 127.0.0.1:4100) instead of the main port"),
+    Option("connect_url", "TP_CONNECT_URL", "", str, "POST each connect here; the answer allows it (empty: off)"),
+    Option("join_topics", "TP_JOIN_TOPICS", "", str,
+           "comma-separated topic patterns (chat:*,support:*) routed to the backend-driven channel"),
+    Option("join_url", "TP_JOIN_URL", "", str, "POST each join of TP_JOIN_TOPICS here; the answer is the join reply"),
+    Option("event_url", "TP_EVENT_URL", "", str, "POST each push to TP_JOIN_TOPICS here; the answer replies/broadcasts"),
+    Option("event_joins", "TP_EVENT_JOINS", False, bool, "also report joins and leaves to TP_EVENT_URL (on/off)"),
+    Option("callback_timeout", "TP_CALLBACK_TIMEOUT", 5.0, float, "seconds to wait for the backend's answer"),
+    Option("callback_concurrency", "TP_CALLBACK_CONCURRENCY", 100, int,
+           "callbacks in flight at once; more wait their turn (within TP_CALLBACK_TIMEOUT)"),
 )
 
 
@@ -123,14 +137,23 @@ class Settings:
     faults_token: str = field(default="", repr=False)  # a secret: never in logs or reprs
     metrics: bool = True
     metrics_bind: str = ""
+    api_secret: str = field(default="", repr=False)  # never in logs or reprs
+    api_bind: str = ""
+    connect_url: str = ""
+    join_topics: str = ""
+    join_url: str = ""
+    event_url: str = ""
+    event_joins: bool = False
+    callback_timeout: float = 5.0
+    callback_concurrency: int = 100
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise SettingsError(f"TP_PORT/--port={self.port}: must be 0..65535")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise SettingsError(f"TP_LOG_LEVEL/--log-level={self.log_level!r}: use debug, info, warning or error")
-        for name in ("idle_timeout", "max_frame_size", "max_channels", "max_pending_bytes",
-                     "max_pending_bytes_total", "max_messages_per_second", "message_burst"):
+        for name in ("idle_timeout", "max_frame_size", "max_channels", "max_pending_bytes", "callback_timeout",
+                     "callback_concurrency", "max_pending_bytes_total", "max_messages_per_second", "message_burst"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"TP_{name.upper()}/--{name.replace('_', '-')}: must be greater than 0")
         if self.log_format not in ("text", "json"):
@@ -161,6 +184,34 @@ class Settings:
             raise SettingsError(f"TP_METRICS_BIND={self.metrics_bind!r}: expected host:port, e.g. 127.0.0.1:9100")
         if not self.socket_path.startswith("/") or self.socket_path.endswith("/"):
             raise SettingsError(f"TP_SOCKET_PATH={self.socket_path!r}: must start with '/' and not end with '/'")
+        for name in ("connect_url", "join_url", "event_url"):
+            url = getattr(self, name)
+            if url and not url.startswith(("http://", "https://")):
+                raise SettingsError(f"TP_{name.upper()}={url!r}: must be an http:// or https:// URL")
+            if url and not self.api_secret:
+                raise SettingsError(f"TP_{name.upper()} is set but TP_API_SECRET is not: callbacks are signed with "
+                                    "it so the backend can trust them; set TP_API_SECRET (the same on both sides)")
+        if self.api_bind:
+            _ = self.api_address  # validates HOST:PORT
+            if not self.api_secret:
+                raise SettingsError("TP_API_BIND is set but TP_API_SECRET is not: the API is off without a secret")
+        for pattern in self.join_topic_patterns:
+            if "*" in pattern[:-1]:
+                raise SettingsError(f"TP_JOIN_TOPICS: {pattern!r}: '*' is only allowed at the end, as in 'chat:*'")
+
+    @property
+    def join_topic_patterns(self) -> list[str]:
+        return [part.strip() for part in self.join_topics.split(",") if part.strip()]
+
+    @property
+    def api_address(self) -> tuple[str, int] | None:
+        """TP_API_BIND as (host, port), or None when the API shares the main port."""
+        if not self.api_bind:
+            return None
+        host, sep, port = self.api_bind.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
+            raise SettingsError(f"TP_API_BIND={self.api_bind!r}: expected HOST:PORT, e.g. 127.0.0.1:4100")
+        return host.strip("[]"), int(port)
 
     @property
     def allowed_origins(self) -> frozenset[str]:

@@ -81,6 +81,11 @@ class Metrics:
         self._broadcasts = Counter(PREFIX + "broadcasts", "broadcasts published", registry=r)
         self.fanout = Histogram(PREFIX + "broadcast_fanout", "subscribers one broadcast was delivered to",
                                 buckets=FANOUT_BUCKETS, registry=r)
+        # callbacks to the app's backend (backend.py): outcome ok, error (refused, non-2xx, bad answer), timeout
+        self.callbacks = Counter(PREFIX + "callbacks", "callbacks to the backend by kind and outcome",
+                                 ["kind", "outcome"], registry=r)
+        self.callback_seconds = Histogram(PREFIX + "callback_seconds", "callback latency to the backend by kind",
+                                          ["kind"], registry=r)
         # plain ints bumped on the hot paths; flush() moves them into the counters above
         self.messages_in = 0
         self.bytes_in = 0

@@ -10,14 +10,18 @@ import tornado.httpserver
 import tornado.ioloop
 
 from . import __version__
-from .app import make_app, make_metrics_app
+from .app import make_api_app, make_app, make_metrics_app
 from .config import Settings, metrics_address
 from .protocol.errors import CloseCode
 from .transport.tornado_compat import MAX_HEAD_BYTES, HardenedHTTPServer
 
-__all__ = ["Server"]
+__all__ = ["Server", "ApiBindError"]
 
 log = logging.getLogger("tornado_phoenix.server")
+
+
+class ApiBindError(Exception):
+    """TP_API_BIND could not be listened on; the message says so and what to fix."""
 
 
 class Server:
@@ -25,21 +29,14 @@ class Server:
         self.settings = settings
         self.app, self.endpoint = make_app(settings)
         self.http: HardenedHTTPServer | None = None
+        self.api_http: HardenedHTTPServer | None = None
         self.metrics_http: tornado.httpserver.HTTPServer | None = None
         self._flusher: tornado.ioloop.PeriodicCallback | None = None
 
     def start(self) -> None:
         settings = self.settings
         _raise_descriptor_limit(settings.max_connections)
-        self.http = HardenedHTTPServer(
-            self.app,
-            xheaders=False,
-            header_timeout=settings.header_timeout,  # request head: Bandit's limits, then 414/431/400
-            idle_connection_timeout=settings.header_timeout,  # Tornado's own header wait (default: 1 hour)
-            body_timeout=60.0,  # Bandit's read_timeout
-            max_header_size=MAX_HEAD_BYTES + 1024,
-            max_body_size=settings.max_frame_size,  # default 100 MB, read into memory
-        )
+        self.http = self._http_server(self.app)
         # Bandit's listen backlog; Tornado's default of 128 drops SYNs in a reconnect storm.
         self.http.listen(self.settings.port, self.settings.host, backlog=1024)
         if self.settings.metrics and self.settings.metrics_bind:
@@ -59,12 +56,41 @@ class Server:
             __version__, self.settings.host, self.settings.port, self.settings.host, self.settings.port,
             self.settings.socket_path, " ".join(self.endpoint.router.patterns()),
         )
+        api = self.settings.api_address
+        if api is not None:
+            self.api_http = self._http_server(make_api_app(self.endpoint))
+            try:
+                self.api_http.listen(api[1], api[0])
+            except OSError as exc:
+                self.http.stop()
+                raise ApiBindError(f"cannot listen on {api[0]}:{api[1]} for the API: {exc.strerror or exc} "
+                                   "(is another process using it? fix TP_API_BIND)") from exc
+        if self.settings.api_secret:
+            where = f"http://{api[0]}:{api[1]}" if api else f"http://{self.settings.host}:{self.settings.port}"
+            log.info("server API on at %s/api (Authorization: Bearer <TP_API_SECRET>)", where)
+        for name in ("connect_url", "join_url", "event_url"):
+            if getattr(self.settings, name):
+                log.info("callback %s: %s", name.removesuffix("_url"), getattr(self.settings, name))
+
+    def _http_server(self, app) -> HardenedHTTPServer:
+        settings = self.settings
+        return HardenedHTTPServer(
+            app,
+            xheaders=False,
+            header_timeout=settings.header_timeout,  # request head: Bandit's limits, then 414/431/400
+            idle_connection_timeout=settings.header_timeout,  # Tornado's own header wait (default: 1 hour)
+            body_timeout=60.0,  # Bandit's read_timeout
+            max_header_size=MAX_HEAD_BYTES + 1024,
+            max_body_size=settings.max_frame_size,  # default 100 MB, read into memory
+        )
 
     async def shutdown(self) -> None:
         """Stop accepting, close every socket with 1001 (clients reconnect), wait for them, bounded."""
         if self.http is not None:
             self.http.stop()
         self.endpoint.draining = True
+        if self.api_http is not None:
+            self.api_http.stop()
         if self.metrics_http is not None:
             self.metrics_http.stop()
         if self._flusher is not None:

@@ -251,6 +251,12 @@ class PhoenixWebSocketProtocol(WebSocketProtocol13):
         except Exception:
             self.handler.log_exception(*sys.exc_info())
             self._abort()
+        finally:
+            # A stream that closed before its close callback was set never calls it: close the handler here
+            # (a no-op when on_close already ran).
+            handler = self.handler
+            if handler is not None and not getattr(handler, "_on_close_called", True):
+                handler.on_connection_close()
 
     def _shed_handshake_state(self) -> None:
         """Drop what only the handshake needed. Nothing here is read once the connection is open; what a

@@ -8,6 +8,7 @@ close codes for bad input (1011, 1007). Everything Phoenix-specific happens in c
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 from collections.abc import Callable
@@ -50,6 +51,7 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         self._opened_at = 0.0
         self._params: dict[str, str] = {}
         self._assigns: dict[str, Any] = {}
+        self._socket_id: str | None = None  # Phoenix's id/1, from the assigns (see Endpoint.socket_opened)
         self._silent_until = 0.0  # fault:* silence (see silence())
         self._bucket: TokenBucket | None = None  # TP_MAX_MESSAGES_PER_SECOND (limits.py)
         self._in_a_row = 0  # messages handled since this socket last yielded to the loop
@@ -80,7 +82,35 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         params = {key: values[-1].decode("utf-8", "replace")
                   for key, values in request.query_arguments.items() if key != "vsn"}
         protocols = request.headers.get("Sec-WebSocket-Protocol")
-        assigns = self.endpoint.auth.connect(params, protocols, self.endpoint.connect)
+        # The chain: token auth (sync) -> the app's connect hook (sync or async) -> TP_CONNECT_URL (async).
+        pending: dict[str, Any] = {}
+
+        def hook(hook_params: dict[str, Any]) -> dict[str, Any] | None:
+            pending["params"] = hook_params  # without the token: auth strips it
+            result = self.endpoint.connect(hook_params)
+            if inspect.isawaitable(result):
+                pending["awaitable"] = result
+                return {}
+            return result
+
+        assigns = self.endpoint.auth.connect(params, protocols, hook)
+        backend = self.endpoint.backend if self.settings_.connect_url else None
+        if not isinstance(assigns, auth.Refused) and ("awaitable" in pending or backend is not None):
+            try:  # answered before the 101/403; other connections are served meanwhile
+                if "awaitable" in pending:
+                    extra = await pending["awaitable"]
+                    assigns = auth.Refused("connect refused") if extra is None else {**assigns, **extra}
+                if backend is not None and not isinstance(assigns, auth.Refused):
+                    claims = dict(assigns) if self.endpoint.auth.mode == "jwt" else None
+                    allowed = await backend.connect(pending.get("params", params), assigns, claims)
+                    assigns = auth.Refused("refused by the backend") if allowed is None else allowed
+            except Exception as exc:  # the backend is down or answered nonsense: not the client's fault
+                log.warning("refuse status=503 reason=%s peer=%s", esc(f"connect hook failed: {exc}"), self._peer())
+                self._empty(503)
+                return
+            if self._on_close_called:  # the client left while the hook was awaited: nothing to upgrade
+                log.info("upgrade abandoned by the client during the connect hook peer=%s", self._peer())
+                return
         if isinstance(assigns, auth.Refused):  # the reason is ours (never the token); params: names only
             self.endpoint.auth_refused(assigns.reason)
             log.warning("refuse status=403 reason=%s auth=%s params=%s peer=%s", esc(assigns.reason),
@@ -163,6 +193,7 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         self.endpoint.connections.add(self)
         self.endpoint.limits.opened(self._peer())
         self._counted = True
+        self._socket_id = self.endpoint.socket_opened(self, self.phx.assigns)
         loop = IOLoop.current()
         self._opened_at = self._last_seen = loop.time()
         self._bucket = TokenBucket(self.settings_.max_messages_per_second, self.settings_.message_burst, loop.time())
@@ -269,6 +300,7 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         if self._counted:
             self._counted = False
             self.endpoint.limits.closed(self._peer())
+        self.endpoint.socket_closed(self, self._socket_id)
         if self.phx is not None:
             phx, self.phx = self.phx, None
             phx.terminate("closed")
