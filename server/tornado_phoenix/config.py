@@ -34,8 +34,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("idle_timeout", "TP_IDLE_TIMEOUT", 60.0, float, "seconds without a frame before close 1002"),
     Option("max_frame_size", "TP_MAX_FRAME_SIZE", 8_000_000, int, "largest message in bytes (close 1009)"),
     Option("max_channels", "TP_MAX_CHANNELS", 100, int, "channels one socket may join"),
-    Option("max_pending_bytes", "TP_MAX_PENDING_BYTES", 64 * 1024 * 1024, int,
+    Option("max_pending_bytes", "TP_MAX_PENDING_BYTES", 8 * 1024 * 1024, int,
            "unsent bytes a slow client may queue before it is closed with 1011"),
+    Option("max_pending_bytes_total", "TP_MAX_PENDING_BYTES_TOTAL", 64 * 1024 * 1024, int,
+           "unsent bytes all clients together may queue; over it the largest queues are closed with 1011"),
+    Option("max_messages_per_second", "TP_MAX_MESSAGES_PER_SECOND", 1000.0, float,
+           "messages one socket may send per second, on average (close 1008 when over)"),
+    Option("message_burst", "TP_MESSAGE_BURST", 2000, int,
+           "messages one socket may send in a burst above TP_MAX_MESSAGES_PER_SECOND"),
     Option("check_origin", "TP_CHECK_ORIGIN", "", str,
            "comma-separated allowed Origin hosts (empty: allow all, like check_origin: false)"),
     Option("shutdown_timeout", "TP_SHUTDOWN_TIMEOUT", 4.0, float, "seconds to close sockets on SIGTERM"),
@@ -113,7 +119,10 @@ class Settings:
     idle_timeout: float = 60.0
     max_frame_size: int = 8_000_000
     max_channels: int = 100
-    max_pending_bytes: int = 64 * 1024 * 1024
+    max_pending_bytes: int = 8 * 1024 * 1024
+    max_pending_bytes_total: int = 64 * 1024 * 1024
+    max_messages_per_second: float = 1000.0
+    message_burst: int = 2000
     check_origin: str = ""
     shutdown_timeout: float = 4.0
     faults: bool = True
@@ -163,7 +172,8 @@ class Settings:
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise SettingsError(f"TP_LOG_LEVEL/--log-level={self.log_level!r}: use debug, info, warning or error")
         for name in ("idle_timeout", "max_frame_size", "max_channels", "max_pending_bytes", "callback_timeout",
-                     "callback_concurrency", "longpoll_window"):
+                     "callback_concurrency", "longpoll_window", "max_pending_bytes_total", "max_messages_per_second",
+                     "message_burst"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"TP_{name.upper()}/--{name.replace('_', '-')}: must be greater than 0")
         if self.log_format not in ("text", "json"):

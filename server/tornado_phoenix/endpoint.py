@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from .auth import Authenticator
 from .config import Settings
+from .limits import FaultBudget, OutboundBudget
 from .logs import esc
 from .metrics import Metrics
 from .presence.base import Presence
@@ -127,6 +128,9 @@ class Endpoint:
         self.started = time.monotonic()
         self.connections: set[PhoenixWebSocketHandler] = set()
         self.channels = 0
+        self.outbound = OutboundBudget(settings.max_pending_bytes_total, settings.max_pending_bytes)
+        self.fault_budget = FaultBudget()  # what fault:* may hold at once (channels/fault.py)
+        self.draining = False  # set by Server.shutdown: no presence leave broadcasts while everyone leaves
         self.limits = ConnectionLimits(settings.max_connections, settings.max_connections_per_ip)
         from .yjs.room import RoomManager
 

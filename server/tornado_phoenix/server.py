@@ -88,6 +88,7 @@ class Server:
         """Stop accepting, close every socket with 1001 (clients reconnect), wait for them, bounded."""
         if self.http is not None:
             self.http.stop()
+        self.endpoint.draining = True
         if self.api_http is not None:
             self.api_http.stop()
         if self.metrics_http is not None:

@@ -64,7 +64,8 @@ class Transport(Protocol):
 
     Optional, used by the `fault:*` channel when present (the WebSocket transport has both):
     `shutdown(code, reason)` closes the connection from the server side with that close code, and
-    `silence(seconds)` drops every frame in both directions for that long without closing.
+    `silence(seconds)` drops every frame in both directions for that long without closing, and
+    `cancel_later(handle)` cancels a `call_later` that has not run.
     Optional `reject(code, reason)`: close the connection for a protocol error raised while handling a
     message that had been queued behind an awaited callback (the transport's own handler is not on the
     stack then).
@@ -111,6 +112,11 @@ class PhoenixSocket:
 
     def call_later(self, delay: float, callback: Callable[[], Any]) -> Any:
         return self.transport.call_later(delay, callback)
+
+    def cancel_later(self, handle: Any) -> None:
+        cancel = getattr(self.transport, "cancel_later", None)  # optional Transport power
+        if cancel is not None and handle is not None:
+            cancel(handle)
 
     def _reply(self, join_ref: Any, message: Message, status: str, response: Any) -> None:
         self.send(ReplyMessage(join_ref, message.ref, message.topic, status, response))
@@ -410,7 +416,9 @@ class PhoenixSocket:
             result = None
         finally:
             channel.alive = False
-            self.endpoint.presence.untrack(channel)
+            # A shutting-down server closes every socket with 1001: a leave diff per departing member would
+            # be n broadcasts to n members (O(n^2) frames) that nobody stays to read.
+            self.endpoint.presence.untrack(channel, broadcast=not self.endpoint.draining)
         if inspect.isawaitable(result):
             if self.closed:
                 self._spawn(channel, result, "handle_leave")

@@ -7,6 +7,7 @@ close codes for bad input (1011, 1007). Everything Phoenix-specific happens in c
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import time
@@ -22,6 +23,7 @@ from tornado.websocket import _WebSocketParams
 from .. import auth
 from ..channels.socket import PhoenixSocket
 from ..endpoint import Endpoint
+from ..limits import FAIR_SLICE, TokenBucket
 from ..logs import esc, protocol_log, verbose_protocol_errors
 from ..logs import excerpt as frame_excerpt
 from ..protocol.errors import CloseCode, ProtocolError
@@ -51,6 +53,8 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         self._assigns: dict[str, Any] = {}
         self._socket_id: str | None = None  # Phoenix's id/1, from the assigns (see Endpoint.socket_opened)
         self._silent_until = 0.0  # fault:* silence (see silence())
+        self._bucket: TokenBucket | None = None  # TP_MAX_MESSAGES_PER_SECOND (limits.py)
+        self._in_a_row = 0  # messages handled since this socket last yielded to the loop
         self._bearer = False
         self._expiry_timer: Any = None
         self._counted = False  # holds a slot in endpoint.limits
@@ -192,6 +196,7 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         self._socket_id = self.endpoint.socket_opened(self, self.phx.assigns)
         loop = IOLoop.current()
         self._opened_at = self._last_seen = loop.time()
+        self._bucket = TokenBucket(self.settings_.max_messages_per_second, self.settings_.message_burst, loop.time())
         self._idle_timer = loop.call_later(self.settings_.idle_timeout, self._check_idle)
         expires_at = self._assigns.get(auth.EXPIRES_AT)
         if expires_at is not None:
@@ -200,15 +205,21 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         log.info("conn=%s connect peer=%s vsn=%s params=%s", self.phx.id, self.phx.peer,
                  self.serializer.vsn, esc(",".join(sorted(params)) or "-"))
 
-    def on_message(self, message: str | bytes) -> None:
+    def on_message(self, message: str | bytes) -> Any:
         if self.rejected or self.phx is None:
-            return
+            return None
         self._last_seen = now = IOLoop.current().time()
         metrics = self.endpoint.metrics
         metrics.messages_in += 1
         metrics.bytes_in += len(message)
         if now < self._silent_until:
-            return  # fault:* silence: dropped unread, as a network partition would lose it
+            return None  # fault:* silence: dropped unread, as a network partition would lose it
+        if not self._bucket.take(now):  # type: ignore[union-attr]
+            self.endpoint.metrics.rate_limited_sockets.inc()
+            self.reject(CloseCode.POLICY_VIOLATION, f"message rate over TP_MAX_MESSAGES_PER_SECOND="
+                        f"{self.settings_.max_messages_per_second:g} (burst TP_MESSAGE_BURST="
+                        f"{self.settings_.message_burst})")
+            return None
         try:
             if type(message) is str:
                 decoded = self.serializer.decode_text(message)
@@ -222,6 +233,13 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
             if verbose_protocol_errors():
                 log.exception("conn=%s internal error while handling a frame", self.phx.id)
             self.reject(CloseCode.INTERNAL_ERROR, f"internal error: {type(exc).__name__}", excerpt=message)
+        self._in_a_row += 1
+        if self._in_a_row >= FAIR_SLICE:
+            # Fairness: Tornado reads the next frame from the buffer without returning to the loop; after a
+            # slice of messages, let other sockets' frames and timers run first.
+            self._in_a_row = 0
+            return asyncio.sleep(0)
+        return None
 
     def on_ping(self, data: bytes) -> None:
         self._last_seen = IOLoop.current().time()
@@ -268,14 +286,8 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
             log.info("conn=%s close code=%d reason=%s", self.phx.id, 4001, "token expired (TP_JWT_ENFORCE_EXPIRY)")
             self.close(4001, "token expired")
 
-    def pending_bytes(self) -> int:
-        """Bytes queued on this connection's stream, not yet taken by the kernel."""
-        stream = self._protocol.stream if self._protocol is not None else None
-        if stream is None:
-            return 0
-        return stream._total_write_index - stream._total_write_done_index
-
     def on_close(self) -> None:
+        self.endpoint.outbound.forget(self)
         if self._idle_timer is not None:
             IOLoop.current().remove_timeout(self._idle_timer)
             self._idle_timer = None
@@ -303,11 +315,34 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         if protocol is None or self.rejected or protocol.server_terminated:
             return
         pending = protocol.write_wire(frame.wire or frame_bytes(frame))  # 0 if the stream is closed
-        if pending > self.settings_.max_pending_bytes:
-            self.reject(CloseCode.INTERNAL_ERROR, f"slow consumer: {pending} bytes unsent (TP_MAX_PENDING_BYTES)")
+        if pending or self._queued:
+            self._queued = bool(pending)
+            for handler, queued, reason in self.endpoint.outbound.update(self, pending):
+                handler.overflow(queued, reason)
+
+    _queued = False  # last seen with bytes queued (then every send reports to the budget)
+
+    def pending_bytes(self) -> int:
+        """Bytes queued on this connection's stream, not yet taken by the kernel (0 once it is closed)."""
+        protocol = self._protocol
+        return 0 if protocol is None else protocol.pending_bytes()
+
+    def overflow(self, queued: int, reason: str) -> None:
+        """Over TP_MAX_PENDING_BYTES(_TOTAL): drop the queue, close 1011 ahead of the dropped data."""
+        if self.rejected:
+            return
+        self.rejected = True
+        protocol = self._protocol
+        dropped = protocol.drop_queue() if protocol is not None else 0
+        log.warning("conn=%s close code=%d reason=%s", self.phx.id if self.phx else "-", CloseCode.INTERNAL_ERROR,
+                    esc(f"{reason}; {dropped} queued bytes dropped", 400))
+        self.close(CloseCode.INTERNAL_ERROR)
 
     def call_later(self, delay: float, callback: Callable[[], Any]) -> Any:
         return IOLoop.current().call_later(delay, callback)
+
+    def cancel_later(self, handle: Any) -> None:
+        IOLoop.current().remove_timeout(handle)
 
     def shutdown(self, code: int = CloseCode.GOING_AWAY, reason: str | None = None) -> None:
         """Close from the server side with `code` (and `reason`, for fault:* disconnect); sends nothing more."""
@@ -376,3 +411,6 @@ class _Muted:
 
     def call_later(self, delay: float, callback: Callable[[], Any]) -> Any:
         return self.handler.call_later(delay, callback)
+
+    def cancel_later(self, handle: Any) -> None:
+        self.handler.cancel_later(handle)
