@@ -15,11 +15,18 @@ PYTEST_ARGS ?=
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements/dev.lock pyproject.toml
-	@echo "==> creating $(VENV) from requirements/dev.lock (hash-checked)"
-	$(HOST_PY) -m venv $(VENV)
-	$(BIN)/pip install --quiet --require-hashes -r requirements/dev.lock
-	$(BIN)/pip install --quiet --no-deps -e .
+# Two markers: $(VENV)/.runtime = the runtime lock + the package (all `make run` needs, well under a minute);
+# $(VENV)/.installed = also the dev lock (pytest, ruff, ansible, testinfra...) for tests and deploys.
+$(VENV)/.runtime: requirements/runtime.lock pyproject.toml
+	@echo "==> creating $(VENV) from requirements/runtime.lock (hash-checked; the server's dependencies only)"
+	test -x $(PY) || $(HOST_PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements/runtime.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+$(VENV)/.installed: requirements/dev.lock $(VENV)/.runtime
+	@echo "==> adding requirements/dev.lock to $(VENV) (hash-checked: tests, lint, ansible, testinfra)"
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements/dev.lock
 	$(BIN)/ansible-galaxy collection list community.docker >/dev/null
 	@touch $@
 
@@ -34,7 +41,10 @@ install: $(VENV)/.installed tests/js/node_modules/.installed ## create the venv 
 system-deps: ## apt-install and start what tests need (docker engine, qemu, debootstrap, chromium); no-op when present
 	@bash scripts/system-deps.sh
 
-run: $(VENV)/.installed ## run the server locally on 127.0.0.1:$(PORT)
+# A venv that already has the dev lock serves `make run` as it is.
+RUN_DEPS := $(if $(wildcard $(VENV)/.installed),,$(VENV)/.runtime)
+
+run: $(RUN_DEPS) ## run the server locally on 127.0.0.1:$(PORT) (installs only the runtime lock)
 	$(BIN)/tornado-phoenix serve --host 127.0.0.1 --port $(PORT)
 
 test: system-deps install ## run every test (unit, integration, official clients, lint, end-to-end VM deploy)

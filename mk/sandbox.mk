@@ -12,7 +12,7 @@ SANDBOX_SH := tests/infra/sandbox/sandbox.sh
 sandbox-build: system-deps ## build (or reuse) the cached sandbox VM disk (debootstrap bookworm, no docker)
 	@bash $(SANDBOX_SH) build
 
-sandbox-up: system-deps ## boot a fresh sandbox VM; ssh on 127.0.0.1:2222, app ports 4000-4009; writes .sandbox/inventory.ini
+sandbox-up: system-deps ## boot a fresh sandbox VM; ssh on 127.0.0.2:2222, app ports 4000-4009 (4000 squatted); writes .sandbox/inventory.ini
 	@bash $(SANDBOX_SH) up
 
 sandbox-down: ## power off the sandbox VM and stop qemu

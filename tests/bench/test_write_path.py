@@ -43,6 +43,8 @@ def server(request):
     srv.stop()
 
 
+# 18 MB queued for one reader: over the default TP_MAX_PENDING_BYTES (8 MiB), so raise it for this test.
+@pytest.mark.parametrize("server", [{"TP_MAX_PENDING_BYTES": str(64 * 1024 * 1024)}], indirect=True)
 def test_backlogged_subscriber_receives_every_frame_in_order(server):
     shouts, size = 300, 60_000  # 18 MB: far past the loopback socket buffers, so sends block part way
     with RawWebSocket(server.port) as slow, RawWebSocket(server.port) as shouter:

@@ -204,6 +204,23 @@ async function main() {
   result.retry_badge = await badge(page, "connecting", /connecting|reconnecting/);
   step("unreachable server: amber");
   await shot(page, "06-unreachable-amber");
+
+  // The second tab switches to long-poll: join, push and reply over GET/POST <socket>/longpoll.
+  await other.bringToFront();
+  const lpRequests = [];
+  other.on("request", (req) => lpRequests.push(req.url()));
+  await other.selectOption("#transport", "longpoll");
+  await other.click("#connect");
+  await badge(other, "connected", /^connected$/);
+  await join(other, "echo:longpoll", { via: "lp" });
+  await other.selectOption("#push-topic", "echo:longpoll");
+  await other.fill("#event", "ping");
+  await other.fill("#payload", '{"over": "longpoll"}');
+  await other.click("#push");
+  await waitLog(other, /echo:longpoll ping: ok \{"over":"longpoll"\}/, "the ok reply over long-poll");
+  result.longpoll_requests = lpRequests.filter((u) => u.includes("/socket/longpoll")).length;
+  step("long-poll: join, push, reply");
+  await shot(other, "07-longpoll");
   await other.close();
 }
 

@@ -66,6 +66,7 @@ def test_console_in_headless_chromium(node):
     assert result["retry_badge"]["color"] == "rgb(194, 124, 14)"  # amber
     assert result["presence"] == ["browser-1", "browser-2"]
     assert result["fault_join_refs"][0] != result["fault_join_refs"][1]
+    assert result["longpoll_requests"] > 0  # the transport switch: the second tab ran over /socket/longpoll
     assert result["page_errors"] == []
     # The only console errors: Chromium reporting the refused connections to the unreachable URL.
     unexpected = [e for e in result["console_errors"] if result["unreachable_url"] not in e]

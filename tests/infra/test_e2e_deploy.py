@@ -1,6 +1,8 @@
 """End to end: the deploy bundle against a fresh sandbox VPS (a real Debian VM with systemd, over SSH).
 
-One VM for the whole story, in the order a user meets it, through the same `make` targets a user types:
+One VM for the whole story, in the order a user meets it, through the same `make` targets a user types, with the
+arguments a user types: `HOST=127.0.0.2 SSH_PORT=2222 SSH_KEY=<key>` (the VM sits on 127.0.0.2, not 127.0.0.1,
+and squats the first candidate port 4000 besides the decoys on 3001 and 8001, so the deploy must choose 4001):
 fresh VM (no Docker) → deploy → verify → redeploy (changed=0, same port, same container start) → a deploy with a
 bad setting fails and leaves the running version alone → reboot-check → the app's port taken by someone else →
 redeploy picks a new free port and records it → a second release built on the host (app_build_on_host) →
@@ -11,6 +13,7 @@ Durations of every phase are printed and written to tests/artifacts/e2e-timings.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -20,12 +23,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.infra import yjs_doc
+
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "tests" / "artifacts"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 FACT = "/etc/ansible/facts.d/tornado_phoenix.fact"
+# The room:* channel (issue 9) is part of the server: then its document must survive redeploys and the reboot.
+HAS_ROOMS = (REPO / "server/tornado_phoenix/channels/room.py").exists()
+DOC_TEXT = "written before the redeploy and the reboot"
 MAKE_TIMEOUT = 1800
 
 
@@ -45,16 +53,16 @@ def timings():
     print("\ne2e timings (s): " + ", ".join(f"{k}={v}" for k, v in t.items()))
 
 
-def make(vm, timings: Timings, phase: str, target: str, *variables: str, check: bool = True) -> str:
+def make(vm, timings: Timings, phase: str, target: str, *variables: str, check: bool = True,
+         extra_env: dict[str, str] | None = None) -> str:
     """Run `make TARGET` against the sandbox VM; return the output without colours."""
     argv = [
-        "make", "--no-print-directory", "-C", str(REPO), target,
-        f"SANDBOX_STATE={vm.state_dir}", "ANSIBLE_COLOR=0", *variables,
+        "make", "--no-print-directory", "-C", str(REPO), target, *user_args(vm), "ANSIBLE_COLOR=0", *variables,
     ]
     print(f"\n=== {phase}: {' '.join(argv)}", flush=True)
     t0 = time.monotonic()
     # profile_tasks: every task's duration in the phase logs (tests/artifacts/e2e-*.log).
-    env = {**os.environ, "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks"}
+    env = {**os.environ, "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks", **(extra_env or {})}
     proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=MAKE_TIMEOUT,
                           env=env)
     timings[phase] = round(time.monotonic() - t0, 1)
@@ -72,6 +80,21 @@ def make(vm, timings: Timings, phase: str, target: str, *variables: str, check: 
 def recap(out: str) -> dict[str, int]:
     line = next(ln for ln in reversed(out.splitlines()) if re.match(r"^sandbox\s+:\s+ok=", ln))
     return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", line)}
+
+
+def user_args(vm) -> list[str]:
+    """What a user with a fresh VPS types: the address, the SSH port and the key, nothing else; plus the locally
+    made base image (no registry here) and a known_hosts of this session (a rebuilt VM disk has new host keys)."""
+    known_hosts = vm.state_dir / "known_hosts"
+    return [f"HOST={vm.addr}", f"SSH_PORT={vm.ssh_port}", f"SSH_KEY={vm.key_path}",
+            "BASE_IMAGE=tornado-phoenix-base:bookworm", f"SSH_KNOWN_HOSTS={known_hosts}"]
+
+
+def result_line(out: str) -> str:
+    lines = [line for line in out.splitlines() if line.startswith("result: ")]
+    assert len(lines) == 1, f"expected exactly one result line:\n{out[-3000:]}"
+    assert out.rstrip().splitlines()[-1] == lines[0] or "make: ***" in out.rstrip().splitlines()[-1]
+    return lines[0]
 
 
 def fact(vm) -> dict:
@@ -102,15 +125,48 @@ def test_deploy_lifecycle_on_a_fresh_vps(sandbox_vm, base_image, timings):
 
     assert vm.ssh("command -v docker", check=False).returncode != 0, "the sandbox must start without Docker"
     assert listening(vm, 3001) and listening(vm, 8001), "decoy services missing in the sandbox"
+    assert listening(vm, 4000), "the squatter on the first candidate port is missing in the sandbox"
+    addr = vm.addr
+    assert addr != "127.0.0.1"
+    (vm.state_dir / "known_hosts").unlink(missing_ok=True)
 
-    # 1. Fresh VPS: installs Docker, ships the image, chooses the first free port, verifies.
+    # 1. Fresh VPS: installs Docker, ships the image, chooses the first free port (4001), verifies from outside
+    #    by dialing the typed address. Exit 0 on the first try.
     out = make(vm, timings, "deploy_fresh", "deploy", pin)
     app = fact(vm)
     port = app["port"]
-    assert first <= port <= last and port not in (3001, 8001)
+    assert port == 4001, f"3001, 8001 and 4000 are taken: the deploy must choose 4001, not {port}"
     assert app["version"].endswith(f"+{revision}")
-    assert f"deployed {app['version']} to 127.0.0.1:{port} — ws://127.0.0.1:{port}/socket" in out
-    assert "verified sandbox:" in out and " passed" in out
+    line = result_line(out)
+    assert line.startswith(f"result: deployed {app['version']} to {addr}:{port} — ws://{addr}:{port}/socket; ")
+    assert f"verified {addr}:" in line and " passed" in line
+    env = vm.ssh("cat /etc/tornado-phoenix/tornado-phoenix.env").stdout
+    assert "TP_FAULTS=off" in env and "TP_YJS_STORE=sqlite:////var/lib/tornado-phoenix/yjs.sqlite3" in env
+    assert vm.ssh("stat -c %u /var/lib/tornado-phoenix").stdout.strip() == "10001"
+    vm.ssh("docker exec tornado-phoenix sh -c 'echo kept > /var/lib/tornado-phoenix/e2e-marker'")
+    if HAS_ROOMS:  # a real Yjs update (pycrdt) through room:*, read back after the redeploys and the reboot
+        asyncio.run(yjs_doc.write(f"ws://{addr}:{port}/socket", "room:e2e", DOC_TEXT))
+
+    # 1b. A standalone verify with the same arguments (the key reaches testinfra through the inventory).
+    out = make(vm, timings, "verify", "verify")
+    assert result_line(out).startswith(f"result: verified {addr}:")
+
+    # 1c. The VPS was "rebuilt": known_hosts holds another key for it. One line says what to do.
+    known_hosts = vm.state_dir / "known_hosts"
+    saved_known_hosts = known_hosts.read_text()
+    other_key = subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(vm.state_dir / "other"),
+                                "-C", "other"], capture_output=True)
+    assert other_key.returncode == 0
+    other_pub = (vm.state_dir / "other.pub").read_text().split()[:2]
+    known_hosts.write_text(f"[{addr}]:{vm.ssh_port} {' '.join(other_pub)}\n")
+    # A fresh SSH control socket: a live ControlMaster from the previous phase would skip the host key check.
+    control_dir = vm.state_dir / "cp-host-key"
+    control_dir.mkdir(exist_ok=True)
+    out = make(vm, timings, "status_host_key_changed", "status", check=False,
+               extra_env={"ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_dir)})
+    assert result_line(out).startswith(
+        f"result: the host key of {addr} changed: if you rebuilt the VPS, run ssh-keygen -R '[{addr}]:{vm.ssh_port}'")
+    known_hosts.write_text(saved_known_hosts)
     start_1 = started_at(vm)
 
     # 2. Unchanged second run: nothing changes, nothing restarts.
@@ -135,7 +191,10 @@ def test_deploy_lifecycle_on_a_fresh_vps(sandbox_vm, base_image, timings):
     boot_before = vm.boot_id()
     out = make(vm, timings, "reboot_check", "reboot-check", pin)
     assert vm.boot_id() != boot_before
-    assert f"back on port {port}" in out and "verified sandbox:" in out
+    assert f"back on port {port}" in out and f"verified {addr}:" in result_line(out)
+    assert vm.ssh("cat /var/lib/tornado-phoenix/e2e-marker").stdout.strip() == "kept", "the data dir must survive"
+    if HAS_ROOMS:
+        assert asyncio.run(yjs_doc.read(f"ws://{addr}:{port}/socket", "room:e2e")) == DOC_TEXT
 
     # 5. The app is stopped and another program takes its port: the next deploy moves to a free port.
     vm.ssh("systemctl stop tornado-phoenix && "
@@ -147,9 +206,9 @@ def test_deploy_lifecycle_on_a_fresh_vps(sandbox_vm, base_image, timings):
     out = make(vm, timings, "deploy_port_taken", "deploy", pin)
     moved = fact(vm)
     new_port = moved["port"]
-    assert new_port != port and first <= new_port <= last and new_port not in (3001, 8001)
+    assert new_port != port and first <= new_port <= last and new_port not in (3001, 8001, 4000)
     assert f"previous port {port} is taken by something else" in out
-    assert f"ws://127.0.0.1:{new_port}/socket" in out
+    assert f"ws://{addr}:{new_port}/socket" in result_line(out)
     assert listening(vm, port), "the deploy must leave the other program alone"
 
     # 6. A second release, built on the host from a copied build context (app_build_on_host). The host's
@@ -164,7 +223,7 @@ def test_deploy_lifecycle_on_a_fresh_vps(sandbox_vm, base_image, timings):
     app_b = fact(vm)
     assert app_b["tag"].endswith(f"-b{revision[:6]}") and app_b["previous_tag"] == app["tag"]
     assert app_b["port"] == new_port
-    assert "verified sandbox:" in out
+    assert f"verified {addr}:" in result_line(out)
 
     # 7. Rollback: the first release again, same port.
     out = make(vm, timings, "rollback", "rollback")
@@ -172,13 +231,19 @@ def test_deploy_lifecycle_on_a_fresh_vps(sandbox_vm, base_image, timings):
     assert back["tag"] == app["tag"] and back["previous_tag"] == app_b["tag"] and back["port"] == new_port
     assert vm.ssh("docker inspect -f '{{.Config.Image}}' tornado-phoenix").stdout.strip() == app["image"]
     assert health(vm, new_port)["status"] == "ok"
-    assert f"rolled back sandbox to {app['version']}" in out
+    assert f"rolled back {addr} to {app['version']}" in result_line(out)
+    assert vm.ssh("cat /var/lib/tornado-phoenix/e2e-marker").stdout.strip() == "kept"
+    if HAS_ROOMS:
+        assert asyncio.run(yjs_doc.read(f"ws://{addr}:{new_port}/socket", "room:e2e")) == DOC_TEXT
 
     # 8. Remove: nothing of the app remains; Docker, the decoys and the squatter are untouched.
     out = make(vm, timings, "remove", "remove")
-    assert "removed tornado-phoenix from sandbox" in out
+    assert f"removed tornado-phoenix from {addr}" in result_line(out) and "data kept in" in out
+    assert vm.ssh("cat /var/lib/tornado-phoenix/e2e-marker").stdout.strip() == "kept", "remove keeps the data"
+    out = make(vm, timings, "remove_purge", "remove", "PURGE=1")
     leftovers = vm.ssh(
         "ls /etc/systemd/system/tornado-phoenix.service /etc/tornado-phoenix /var/lib/tornado-phoenix "
+        "/var/cache/tornado-phoenix "
         f"{FACT} 2>/dev/null; docker ps -a --filter name=tornado-phoenix -q; "
         "docker images tornado-phoenix -q; systemctl list-unit-files 'tornado-phoenix*' --no-legend",
         check=False).stdout.strip()

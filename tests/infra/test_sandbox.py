@@ -30,22 +30,21 @@ def test_pid1_is_systemd(sandbox_vm):
 
 
 def test_sshd_answers_on_the_loopback_forward(sandbox_vm):
-    with socket.create_connection(("127.0.0.1", sandbox_vm.ssh_port), timeout=15) as sock:
+    with socket.create_connection((sandbox_vm.addr, sandbox_vm.ssh_port), timeout=15) as sock:
         sock.settimeout(15)
         banner = sock.recv(256)
     assert banner.startswith(b"SSH-2.0-OpenSSH"), banner
     assert sandbox_vm.ssh("id -u").stdout.strip() == "0"
 
 
-def test_decoys_listen_on_3001_and_8001(sandbox_vm):
+def test_decoys_listen_on_3001_8001_and_the_squatter_on_4000(sandbox_vm):
     listening = sandbox_vm.ssh("ss -Hltn").stdout
     local = {line.split()[3] for line in listening.splitlines() if line.strip()}
-    assert "0.0.0.0:3001" in local, listening
-    assert "0.0.0.0:8001" in local, listening
-    active = sandbox_vm.ssh("systemctl is-active decoy-3001.service decoy-8001.service").stdout.split()
-    assert active == ["active", "active"]
-    enabled = sandbox_vm.ssh("systemctl is-enabled decoy-3001.service decoy-8001.service").stdout.split()
-    assert enabled == ["enabled", "enabled"]
+    for port in (3001, 8001, 4000):  # 4000: the first candidate port of the deploy, taken on purpose
+        assert f"0.0.0.0:{port}" in local, listening
+    units = "decoy-3001.service decoy-8001.service decoy-4000.service"
+    assert sandbox_vm.ssh(f"systemctl is-active {units}").stdout.split() == ["active"] * 3
+    assert sandbox_vm.ssh(f"systemctl is-enabled {units}").stdout.split() == ["enabled"] * 3
 
 
 def test_docker_is_absent(sandbox_vm):
@@ -91,7 +90,7 @@ def test_app_port_is_forwarded_one_to_one(sandbox_vm):
     body, deadline = None, time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as resp:
+            with urllib.request.urlopen(f"http://{sandbox_vm.addr}:{port}/", timeout=10) as resp:
                 body = resp.read().decode().strip()
                 break
         except OSError:
@@ -102,8 +101,9 @@ def test_app_port_is_forwarded_one_to_one(sandbox_vm):
 
 def test_inventory_works_with_ansible(sandbox_vm):
     text = sandbox_vm.inventory_path.read_text()
-    assert re.search(rf"^sandbox ansible_host=127\.0\.0\.1 ansible_port={sandbox_vm.ssh_port} ", text, re.M)
-    assert "app_public_host=127.0.0.1" in text and "ansible_user=root" in text
+    assert sandbox_vm.addr == "127.0.0.2", "the sandbox must not sit on 127.0.0.1 (a VPS is another host)"
+    assert re.search(rf"^sandbox ansible_host=127\.0\.0\.2 ansible_port={sandbox_vm.ssh_port} ", text, re.M)
+    assert "app_public_host=127.0.0.2" in text and "ansible_user=root" in text
     key = sandbox_vm.key_path
     assert key.exists() and stat.S_IMODE(key.stat().st_mode) == 0o600
     ansible = shutil.which("ansible") or os.path.join(os.path.dirname(sys.executable), "ansible")

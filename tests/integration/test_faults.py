@@ -241,11 +241,11 @@ def test_broadcast_storm_reaches_every_member_then_replies(shared_server, ws):
 def test_broadcast_storm_at_the_caps(shared_server, ws):
     topic = "fault:storm-caps"
     join_fault(ws, topic)
-    send(ws, "1", "2", topic, "broadcast_storm", {"count": 256, "bytes": 65536})  # exactly 16 MiB
-    for seq in range(256):
+    send(ws, "1", "2", topic, "broadcast_storm", {"count": 64, "bytes": 65536})  # exactly 4 MiB
+    for seq in range(64):
         frame = recv(ws, 10)
         assert frame[3] == "storm" and frame[4]["seq"] == seq and len(frame[4]["data"]) == 65536
-    assert recv(ws) == ok("1", "2", topic, {"sent": 256})
+    assert recv(ws) == ok("1", "2", topic, {"sent": 64})
     send(ws, "1", "3", topic, "broadcast_storm", {"count": 10000})
     got = [recv(ws) for _ in range(10001)]
     assert got[-1] == ok("1", "3", topic, {"sent": 10000})
@@ -259,7 +259,7 @@ def test_broadcast_storm_at_the_caps(shared_server, ws):
         ({"count": 0}, "count must be an integer from 1 to 10000, got 0"),
         ({"count": 10001}, "count must be an integer from 1 to 10000, got 10001"),
         ({"count": 1, "bytes": 65537}, "bytes must be an integer from 0 to 65536, got 65537"),
-        ({"count": 257, "bytes": 65536}, "count * bytes must be at most 16777216, got 16842752"),
+        ({"count": 65, "bytes": 65536}, "count * bytes must be at most 4194304, got 4259840"),
     ],
 )
 def test_broadcast_storm_caps(ws, payload, reason):

@@ -92,3 +92,16 @@ def test_phx_ref_shape():
 
     refs = {new_phx_ref() for _ in range(100)}
     assert len(refs) == 100 and all(len(ref) == 16 for ref in refs)
+
+
+def test_draining_server_sends_no_presence_leaves():
+    # issue 10 defect 10: on SIGTERM every member leaves; n leave diffs to n members would be O(n^2) frames.
+    socket_a, transport_a, endpoint = make_socket()
+    socket_b, transport_b, _ = make_socket(endpoint)
+    send(socket_a, "1", "1", "test:t", "phx_join", {"user_id": "a"})
+    send(socket_b, "1", "1", "test:t", "phx_join", {"user_id": "b"})
+    transport_a.take()
+    endpoint.draining = True
+    socket_b.terminate()
+    assert transport_a.take() == []
+    assert list(endpoint.presence.list("test:t")) == ["a"] and endpoint.channels == 1

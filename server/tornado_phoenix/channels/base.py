@@ -140,11 +140,16 @@ class Channel:
     def reply(self, ref: ReplyRef, reply: Reply) -> None:
         self.socket.send(ReplyMessage(ref.join_ref, ref.ref, ref.topic, reply.status, reply.response))
 
-    def call_later(self, delay: float, callback: Callable[[], Any]) -> None:
-        """Run `callback` after `delay` seconds if this channel is still joined; a raise crashes it.
+    def call_later(self, delay: float, callback: Callable[[], Any]) -> Any:
+        """Run `callback` after `delay` seconds if this channel is still joined; a raise crashes it. Returns a
+        handle for `cancel_later`.
 
         An async callback runs as its own task (it does not hold up the socket's messages)."""
-        self.socket.call_later(delay, lambda: self.socket.run_guarded(self, callback, in_order=False))
+        return self.socket.call_later(delay, lambda: self.socket.run_guarded(self, callback, in_order=False))
+
+    def cancel_later(self, handle: Any) -> None:
+        """Cancel a `call_later` that has not run yet (a no-op if it ran, or the transport cannot cancel)."""
+        self.socket.cancel_later(handle)
 
 
 def _check_payload(payload: Any, what: str) -> None:

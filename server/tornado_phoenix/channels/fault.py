@@ -20,10 +20,18 @@ on this join or this socket only (a storm goes to every member of the topic). `j
     broadcast_storm {count, bytes}
                                <- count x [null, null, T, "storm", {"seq": i, "count": count, "data": "xx.."}]
                                (data is `bytes` ASCII characters), then [jr, r, T, "phx_reply", ok {"sent": count}]
-                               (count 1..10000, bytes 0..65536, count * bytes at most 16 MiB)
+                               (count 1..10000, bytes 0..65536, count * bytes at most 4 MiB)
 
 Bad parameters give an error reply {"reason": "<what is wrong>"}; any other event error {"reason":"unknown
 event"}. Every fault triggered logs one line on `tornado_phoenix.fault`.
+
+Bounded per socket and per server (issue 10, defect 13; the numbers are limits.FaultBudget's): at most 100
+pending `delay`/`push_after` timers per socket and 10,000 per server; `push_after` payloads at most 64 KiB each,
+1 MiB per socket and 16 MiB per server held; one running storm per socket and 4 per server. Over a limit the
+push gets an error reply naming it. A storm is sent in slices (`STORM_SLICE_DELIVERIES` frames or
+`STORM_SLICE_BYTES` bytes to all members together) with a return to the loop between them, so other sockets
+are served meanwhile, and it stops when its channel goes. Every timer is cancelled when its channel goes
+(leave, socket closed, duplicate join, crash fault): no fault outlives its socket.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..logs import esc
+from ..protocol import jsoncodec
 from .base import Channel, NoReply, Reply, Stop, _NoReply, error, ok
 
 __all__ = ["FaultChannel", "FAULTS", "MAX_DELAY_MS", "MAX_SILENCE_MS", "MAX_STORM_COUNT", "MAX_STORM_BYTES"]
@@ -43,7 +52,10 @@ MAX_DELAY_MS = 30_000  # delay and push_after
 MAX_SILENCE_MS = 60_000  # one default phoenix.js heartbeat interval + its timeout
 MAX_STORM_COUNT = 10_000
 MAX_STORM_BYTES = 65_536
-MAX_STORM_TOTAL = 16 * 1024 * 1024  # well under TP_MAX_PENDING_BYTES' default (64 MiB)
+MAX_STORM_TOTAL = 4 * 1024 * 1024  # half of TP_MAX_PENDING_BYTES' default (8 MiB)
+MAX_PUSH_AFTER_BYTES = 64 * 1024  # one push_after payload, encoded
+STORM_SLICE_DELIVERIES = 500  # frames to all members together between two returns to the loop
+STORM_SLICE_BYTES = 1024 * 1024
 MAX_REASON_BYTES = 123  # a close frame payload is at most 125 bytes, 2 of them the code
 
 _UNKNOWN = {"reason": "unknown event"}
@@ -72,7 +84,38 @@ def _close_code_allowed(code: int) -> bool:
 
 class FaultChannel(Channel):
     def join(self, payload: Any) -> Reply:
+        self._timers: dict[Any, int] = {}  # pending call_later handle -> payload bytes it holds
+        self._storming = False
         return ok({"faults": list(FAULTS)})
+
+    def handle_leave(self, reason: str) -> None:
+        self._cancel_all()
+
+    @property
+    def _budget(self) -> Any:
+        return self.socket.endpoint.fault_budget
+
+    def _later(self, ms: int, held: int, callback: Callable[[], None]) -> None:
+        """A bounded timer: counted per socket and per server until it fires or its channel goes."""
+        refused = self._budget.acquire_timer(self.socket, held)
+        if refused is not None:
+            raise BadParams(refused)
+        handle: Any = None
+
+        def fire() -> None:
+            if self._timers.pop(handle, None) is not None:  # not already given back by _cancel_all
+                self._budget.release_timer(self.socket, held)
+            self.socket.run_guarded(self, callback, in_order=False)
+
+        handle = self.socket.call_later(ms / 1000, fire)
+        self._timers[handle] = held
+
+    def _cancel_all(self) -> None:
+        timers, self._timers = self._timers, {}
+        for handle, held in timers.items():
+            self.socket.cancel_later(handle)
+            self._budget.release_timer(self.socket, held)
+        self._storming = False  # a running storm sees this and stops (and gives back its slot)
 
     def handle_in(self, event: str, payload: Any) -> Result:
         handler = _HANDLERS.get(event) if type(event) is str else None
@@ -91,6 +134,7 @@ class FaultChannel(Channel):
 
     def _crash(self, payload: dict[str, Any]) -> Result:
         self._log("crash", "phx_error, no reply")
+        self._cancel_all()  # a crashed channel gets no handle_leave; its timers go with it
         self.socket._crash(self, "fault injected: crash")  # the socket's own crash path: phx_error, presence leave
         return NoReply
 
@@ -101,8 +145,8 @@ class FaultChannel(Channel):
     def _delay(self, payload: dict[str, Any]) -> Result:
         ms = _integer(payload, "ms", 0, MAX_DELAY_MS)
         ref = self.reply_ref()
+        self._later(ms, 0, lambda: self.reply(ref, ok({"delayed_ms": ms})))
         self._log("delay", f"ms={ms}")
-        self.call_later(ms / 1000, lambda: self.reply(ref, ok({"delayed_ms": ms})))
         return NoReply
 
     def _drop_reply(self, payload: dict[str, Any]) -> Result:
@@ -144,8 +188,11 @@ class FaultChannel(Channel):
         body = payload.get("payload", {})
         if not isinstance(body, dict):
             raise BadParams("payload must be a JSON object")
+        held = len(jsoncodec.dumps(body))
+        if held > MAX_PUSH_AFTER_BYTES:
+            raise BadParams(f"payload must be at most {MAX_PUSH_AFTER_BYTES} bytes as JSON, got {held}")
+        self._later(ms, held, lambda: self.push(event, body))
         self._log("push_after", f"ms={ms} event={event}")
-        self.call_later(ms / 1000, lambda: self.push(event, body))
         return ok({})
 
     def _broadcast_storm(self, payload: dict[str, Any]) -> Result:
@@ -153,11 +200,38 @@ class FaultChannel(Channel):
         size = _integer(payload, "bytes", 0, MAX_STORM_BYTES, default=0)
         if count * size > MAX_STORM_TOTAL:
             raise BadParams(f"count * bytes must be at most {MAX_STORM_TOTAL}, got {count * size}")
+        refused = self._budget.acquire_storm(self.socket)
+        if refused is not None:
+            raise BadParams(refused)
         self._log("broadcast_storm", f"count={count} bytes={size}")
-        data = "x" * size
-        for seq in range(count):
-            self.broadcast("storm", {"seq": seq, "count": count, "data": data})
-        return ok({"sent": count})
+        ref = self.reply_ref()
+        self._storming = True
+        self._storm_slice(ref, count, "x" * size, 0)
+        return NoReply
+
+    def _storm_slice(self, ref: Any, count: int, data: str, start: int) -> None:
+        """Send one slice of the storm, then come back through the loop for the next (or reply at the end)."""
+        if not self._storming or not self.alive:
+            self._budget.release_storm(self.socket)
+            return
+        members = max(1, self.pubsub.subscriber_count(self.topic))
+        per_slice = max(1, min(STORM_SLICE_DELIVERIES // members, STORM_SLICE_BYTES // ((len(data) + 64) * members)))
+        end = min(count, start + per_slice)
+        try:
+            for seq in range(start, end):
+                self.broadcast("storm", {"seq": seq, "count": count, "data": data})
+        except Exception:
+            self._storming = False
+            self._budget.release_storm(self.socket)
+            log.exception("conn=%s broadcast_storm raised topic=%s", self.socket.id, self.topic)
+            self.socket._crash(self, "broadcast_storm raised")
+            return
+        if end < count:
+            self.socket.call_later(0, lambda: self._storm_slice(ref, count, data, end))
+            return
+        self._storming = False
+        self._budget.release_storm(self.socket)
+        self.reply(ref, ok({"sent": count}))
 
     # ---- helpers --------------------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """`room:*` — a collaborative Yjs document per topic, for the seeds' JSON protocol and y-protocols clients.
 
-Join params: `user_id` (Presence key, a random id when absent, like `test:*`), `protocol`: `"yjs"` for a
+Join params: `user_id` (Presence key, a random id when absent, like `test:*`; with TP_AUTH=jwt the token's `sub`), `protocol`: `"yjs"` for a
 y-protocols client (reply `{}`; the client syncs with `yjs_sync`); otherwise the reply carries the whole
 document. The join awaits the room's load from the store.
 
@@ -49,7 +49,9 @@ class RoomChannel(Channel):
         protocol = YJS if params.get("protocol") in ("yjs", "y-protocols") else JSON
         if protocol == YJS and self.socket.serializer.vsn != 2:
             return error({"reason": "y-protocols needs vsn=2.0.0 (binary frames)"})
-        user_id = params.get("user_id")
+        user_id = self.socket.assigns.get("user_id")  # TP_AUTH=jwt: the token's sub, not the join param
+        if user_id is None:
+            user_id = params.get("user_id")
         self.assigns["user_id"] = str(user_id) if user_id is not None else secrets.token_hex(8)
         try:
             room = await self.socket.endpoint.yjs.get(self.topic)

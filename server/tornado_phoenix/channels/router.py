@@ -48,5 +48,16 @@ class Router:
                 return channel
         return None
 
+    def pattern_of(self, topic: Any) -> str:
+        """The route pattern a topic matches ("-" for none): a bounded label for metrics."""
+        if type(topic) is not str:
+            return "-"
+        if topic in self._exact:
+            return topic
+        for prefix, _ in self._prefixes:
+            if topic.startswith(prefix):
+                return prefix + "*"
+        return "-"
+
     def patterns(self) -> list[str]:
         return list(self._exact) + [prefix + "*" for prefix, _ in self._prefixes]

@@ -28,6 +28,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..auth import UNAUTHORIZED
 from ..logs import esc
 from ..protocol.errors import CloseCode, EncodeError, ProtocolError
 from ..protocol.messages import (
@@ -63,7 +64,8 @@ class Transport(Protocol):
 
     Optional, used by the `fault:*` channel when present (the WebSocket transport has both):
     `shutdown(code, reason)` closes the connection from the server side with that close code, and
-    `silence(seconds)` drops every frame in both directions for that long without closing.
+    `silence(seconds)` drops every frame in both directions for that long without closing, and
+    `cancel_later(handle)` cancels a `call_later` that has not run.
     Optional `reject(code, reason)`: close the connection for a protocol error raised while handling a
     message that had been queued behind an awaited callback (the transport's own handler is not on the
     stack then).
@@ -98,7 +100,11 @@ class PhoenixSocket:
     # ---- sending --------------------------------------------------------------------------------------
 
     def send(self, message: Outgoing) -> None:
-        self.transport.send(self.serializer.encode(message))
+        frame = self.serializer.encode(message)
+        metrics = self.endpoint.metrics
+        metrics.messages_out += 1
+        metrics.bytes_out += len(frame.data)
+        self.transport.send(frame)
 
     def write_frame(self, frame: Frame) -> None:
         """PubSub fan-out entry point: the frame is already encoded for this socket's serializer."""
@@ -106,6 +112,11 @@ class PhoenixSocket:
 
     def call_later(self, delay: float, callback: Callable[[], Any]) -> Any:
         return self.transport.call_later(delay, callback)
+
+    def cancel_later(self, handle: Any) -> None:
+        cancel = getattr(self.transport, "cancel_later", None)  # optional Transport power
+        if cancel is not None and handle is not None:
+            cancel(handle)
 
     def _reply(self, join_ref: Any, message: Message, status: str, response: Any) -> None:
         self.send(ReplyMessage(join_ref, message.ref, message.topic, status, response))
@@ -153,13 +164,25 @@ class PhoenixSocket:
         if previous is not None:
             # Duplicate join: the old instance goes first, its phx_close follows the new join's reply.
             self._remove(previous, "duplicate_join")
-        channel_class = self.endpoint.router.match(topic)
+        endpoint = self.endpoint
+        channel_class = endpoint.router.match(topic)
+        joined = endpoint.metrics.joined
         if channel_class is None:
             log.warning("conn=%s join refused topic=%s reason=unmatched topic", self.id, esc(topic))
+            joined("-", "unmatched")
             self._reply(None, message, "error", _UNMATCHED)
             return
-        if len(self.channels) >= self.endpoint.settings.max_channels:
+        pattern = endpoint.router.pattern_of(topic)
+        if not endpoint.auth.may_join(self.assigns, topic):
+            log.warning("conn=%s join refused topic=%s reason=unauthorized (token's channels/faults claims)",
+                        self.id, esc(topic))
+            joined(pattern, "unauthorized")
+            self._reply(message.join_ref, message, "error", UNAUTHORIZED)
+            self._close_previous(previous)
+            return
+        if len(self.channels) >= endpoint.settings.max_channels:
             log.warning("conn=%s join refused topic=%s reason=too many channels joined", self.id, esc(topic))
+            joined(pattern, "too_many_channels")
             self._reply(message.join_ref, message, "error", {"reason": "too many channels joined"})
             return
         channel = channel_class(self, topic, message.join_ref)
@@ -180,9 +203,11 @@ class PhoenixSocket:
         name = type(channel).__name__
         if exc is None and not isinstance(result, Reply):
             exc = TypeError(f"{name}.join must return ok(...) or error(...), got {result!r}")
+        pattern = self.endpoint.router.pattern_of(topic)
         if exc is not None:
             log.error("conn=%s join crashed topic=%s channel=%s", self.id, esc(topic), name,
                       exc_info=(type(exc), exc, exc.__traceback__))
+            self.endpoint.metrics.joined(pattern, "crashed")
             channel.alive = False
             if not self.closed:
                 self._reply(message.join_ref, message, "error", {"reason": "join crashed"})
@@ -201,6 +226,7 @@ class PhoenixSocket:
             self.endpoint.pubsub.subscribe(topic, self)
         else:
             channel.alive = False
+        self.endpoint.metrics.joined(pattern, result.status)
         log.info(
             "conn=%s join topic=%s channel=%s join_ref=%s status=%s",
             self.id, esc(topic), name, esc(message.join_ref), result.status,
@@ -390,7 +416,9 @@ class PhoenixSocket:
             result = None
         finally:
             channel.alive = False
-            self.endpoint.presence.untrack(channel)
+            # A shutting-down server closes every socket with 1001: a leave diff per departing member would
+            # be n broadcasts to n members (O(n^2) frames) that nobody stays to read.
+            self.endpoint.presence.untrack(channel, broadcast=not self.endpoint.draining)
         if inspect.isawaitable(result):
             if self.closed:
                 self._spawn(channel, result, "handle_leave")

@@ -1,6 +1,6 @@
 """`test:*` — a broadcast room with Phoenix.Presence, for testing presence handling in clients.
 
-Join params: `user_id` (the presence key; a random id when absent). Meta: `{online_at: "<unix s>", phx_ref}`.
+Join params: `user_id` (the presence key; a random id when absent; with TP_AUTH=jwt the token's `sub`). Meta: `{online_at: "<unix s>", phx_ref}`.
 On join: reply ok {}, then a `presence_diff` broadcast (joins) to all members, then `presence_state` to the
 joiner. On leave or disconnect: a `presence_diff` broadcast with the `leaves`.
 Events: `shout` P -> broadcast to all members, reply ok {}; others -> error {"reason":"unknown event"}.
@@ -27,7 +27,10 @@ class TestChannel(BenchChannel):
     __test__ = False  # not a pytest test class, despite the name
 
     def join(self, payload: Any) -> Reply:
-        user_id = payload.get("user_id") if isinstance(payload, dict) else None
+        # With TP_AUTH=jwt the token's sub (assigned as user_id) is the presence key, not the join param.
+        user_id = self.socket.assigns.get("user_id")
+        if user_id is None:
+            user_id = payload.get("user_id") if isinstance(payload, dict) else None
         self.assigns["user_id"] = str(user_id) if user_id is not None else secrets.token_hex(8)
         return super().join(payload)
 

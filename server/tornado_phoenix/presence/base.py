@@ -13,8 +13,9 @@ class Presence(Protocol):
         """Add `meta` under `key` for `owner` (a channel); broadcasts the join diff; returns the stored meta."""
         ...
 
-    def untrack(self, owner: Hashable) -> None:
-        """Remove everything `owner` tracks; broadcasts the leave diffs. A no-op for unknown owners."""
+    def untrack(self, owner: Hashable, *, broadcast: bool = True) -> None:
+        """Remove everything `owner` tracks; broadcasts the leave diffs (unless `broadcast` is False: the
+        server is shutting down and every member is leaving). A no-op for unknown owners."""
         ...
 
     def list(self, topic: str) -> dict[str, dict[str, list[dict[str, Any]]]]:

@@ -36,9 +36,11 @@ class LocalPresence:
         self.pubsub.broadcast(topic, "presence_diff", diff)
         return stored
 
-    def untrack(self, owner: Hashable) -> None:
-        for topic, diff in self.tracker.untrack(owner):
-            self.pubsub.broadcast(topic, "presence_diff", diff)
+    def untrack(self, owner: Hashable, *, broadcast: bool = True) -> None:
+        diffs = self.tracker.untrack(owner)
+        if broadcast:
+            for topic, diff in diffs:
+                self.pubsub.broadcast(topic, "presence_diff", diff)
 
     def list(self, topic: str) -> dict[str, dict[str, list[dict[str, Any]]]]:
         return self.tracker.list(topic)

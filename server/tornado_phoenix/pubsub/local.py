@@ -16,6 +16,7 @@ class LocalPubSub:
     def __init__(self) -> None:
         # dict, not set: insertion order makes delivery order stable and tests deterministic.
         self._topics: dict[str, dict[Subscriber, None]] = {}
+        self.metrics: Any = None  # set by make_app: a metrics.Metrics (counted per broadcast, never per recipient)
 
     def subscribe(self, topic: str, subscriber: Subscriber) -> None:
         self._topics.setdefault(topic, {})[subscriber] = None
@@ -47,4 +48,8 @@ class LocalPubSub:
                 frame = frames[serializer] = serializer.encode_broadcast(message)
             subscriber.write_frame(frame)
             delivered += 1
+        metrics = self.metrics
+        if metrics is not None:
+            # bytes: exact with one serializer in the room (the usual case), else counted at the last frame's size
+            metrics.broadcast(delivered, len(frame.data) if delivered else 0)
         return delivered

@@ -4,7 +4,7 @@
 "use strict";
 
 (() => {
-  const { Socket, Presence } = window.Phoenix;
+  const { Socket, Presence, LongPoll } = window.Phoenix;
   const $ = (id) => document.getElementById(id);
   const MAX_LOG = 1000; // entries kept in the page; older ones are dropped (a storm must not eat the tab)
   const T0 = performance.now();
@@ -105,6 +105,32 @@
     }
   }
 
+  // The same logging over phoenix.js's LongPoll (GET/POST <socket>/longpoll): frames in and out, open, close.
+  class LoggingLongPoll extends LongPoll {
+    constructor(url, protocols) {
+      log("info", `long-poll ${url.replace(/^ws/, "http").replace(/\/websocket/, "/longpoll")}`);
+      super(url, protocols);
+    }
+    set onopen(fn) { this._onopen = fn; }
+    get onopen() { return (ev) => { log("info", "open (long-poll)"); return this._onopen && this._onopen(ev); }; }
+    set onmessage(fn) { this._onmessage = fn; }
+    get onmessage() {
+      return (ev) => { log("in", describeFrame(ev.data).text); return this._onmessage && this._onmessage(ev); };
+    }
+    set onclose(fn) { this._onclose = fn; }
+    get onclose() {
+      return (ev) => {
+        if (state.socket && state.socket.conn === this) state.lastClose = { code: ev.code, reason: ev.reason };
+        log("close", `closed code=${ev.code}${ev.reason ? ` reason=${JSON.stringify(ev.reason)}` : ""}`);
+        return this._onclose && this._onclose(ev);
+      };
+    }
+    send(data) {
+      log("out", describeFrame(data).text);
+      return super.send(data);
+    }
+  }
+
   // ---- helpers ---------------------------------------------------------------------------------------
   function parseObject(field, what) {
     const el = $(field);
@@ -139,7 +165,7 @@
     state.byUser = false;
     const socket = new Socket(url, {
       params,
-      transport: LoggingWebSocket,
+      transport: $("transport").value === "longpoll" ? LoggingLongPoll : LoggingWebSocket,
       heartbeatIntervalMs: Math.max(100, intField("heartbeat") || 30000),
       timeout: pushTimeoutMs,
     });

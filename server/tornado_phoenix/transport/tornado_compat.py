@@ -27,7 +27,7 @@ from tornado.http1connection import HTTP1Connection
 from tornado.httpserver import HTTPServer
 from tornado.httputil import HTTPHeaders
 from tornado.ioloop import IOLoop
-from tornado.iostream import IOStream, StreamClosedError
+from tornado.iostream import IOStream, StreamClosedError, _StreamBuffer
 from tornado.util import _websocket_mask
 from tornado.websocket import WebSocketProtocol13
 
@@ -138,6 +138,58 @@ class PhoenixWebSocketProtocol(WebSocketProtocol13):
 
     _linger = False
     _lingering = False
+    # Absolute stream positions where queued frames end (only frames with bytes still queued), so that
+    # drop_queue() can finish the frame being sent and drop whole frames after it.
+    _frame_ends: collections.deque[int] | None = None
+
+    def _note_queued(self, stream: IOStream) -> None:
+        buffer = stream._write_buffer  # None once the write closed the stream (connection reset)
+        if buffer is not None and buffer._size:
+            ends = self._frame_ends
+            if ends is None:
+                ends = self._frame_ends = collections.deque()
+            ends.append(stream._total_write_index)
+        else:
+            self._frame_ends = None
+
+    def _write_frame(self, fin: bool, opcode: int, data: bytes, flags: int = 0) -> Future[None]:
+        future = super()._write_frame(fin, opcode, data, flags)
+        if self.stream is not None:
+            self._note_queued(self.stream)
+        return future
+
+    def pending_bytes(self) -> int:
+        stream = self.stream
+        if stream is None or stream._closed:
+            return 0
+        return stream._total_write_index - stream._total_write_done_index
+
+    def drop_queue(self) -> int:
+        """Drop every queued frame except the rest of the one being sent (so what follows, the close frame, is
+        still well-formed on the wire); returns the bytes dropped."""
+        stream = self.stream
+        if stream is None or stream._closed:
+            return 0
+        buffer = stream._write_buffer
+        done = stream._total_write_done_index
+        ends = self._frame_ends or collections.deque()
+        while ends and ends[0] <= done:
+            ends.popleft()
+        keep = min(ends[0] - done, buffer._size) if ends else 0
+        dropped = buffer._size - keep
+        if dropped <= 0:
+            return 0
+        head = bytearray()
+        while len(head) < keep:
+            view = buffer.peek(keep - len(head))
+            head += view
+            buffer.advance(len(view))
+        fresh = _StreamBuffer()
+        fresh.append(head)
+        stream._write_buffer = fresh
+        stream._total_write_index -= dropped
+        self._frame_ends = collections.deque([stream._total_write_index]) if keep else None
+        return dropped
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
         if code == CloseCode.MESSAGE_TOO_BIG:
@@ -199,6 +251,12 @@ class PhoenixWebSocketProtocol(WebSocketProtocol13):
         except Exception:
             self.handler.log_exception(*sys.exc_info())
             self._abort()
+        finally:
+            # A stream that closed before its close callback was set never calls it: close the handler here
+            # (a no-op when on_close already ran).
+            handler = self.handler
+            if handler is not None and not getattr(handler, "_on_close_called", True):
+                handler.on_connection_close()
 
     def _shed_handshake_state(self) -> None:
         """Drop what only the handshake needed. Nothing here is read once the connection is open; what a
@@ -346,6 +404,7 @@ class PhoenixWebSocketProtocol(WebSocketProtocol13):
                     return 0
                 wire = wire[sent:]
         stream.write(wire)
+        self._note_queued(stream)
         return stream._total_write_index - stream._total_write_done_index
 
 

@@ -7,7 +7,10 @@ close codes for bad input (1011, 1007). Everything Phoenix-specific happens in c
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,8 +20,10 @@ from tornado.httputil import responses
 from tornado.ioloop import IOLoop
 from tornado.websocket import _WebSocketParams
 
+from .. import auth
 from ..channels.socket import PhoenixSocket
 from ..endpoint import Endpoint
+from ..limits import FAIR_SLICE, TokenBucket
 from ..logs import esc, protocol_log, verbose_protocol_errors
 from ..logs import excerpt as frame_excerpt
 from ..protocol.errors import CloseCode, ProtocolError
@@ -46,7 +51,12 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         self._opened_at = 0.0
         self._params: dict[str, str] = {}
         self._assigns: dict[str, Any] = {}
+        self._socket_id: str | None = None  # Phoenix's id/1, from the assigns (see Endpoint.socket_opened)
         self._silent_until = 0.0  # fault:* silence (see silence())
+        self._bucket: TokenBucket | None = None  # TP_MAX_MESSAGES_PER_SECOND (limits.py)
+        self._in_a_row = 0  # messages handled since this socket last yielded to the loop
+        self._bearer = False
+        self._expiry_timer: Any = None
         self._counted = False  # holds a slot in endpoint.limits
 
     # ---- handshake ------------------------------------------------------------------------------------
@@ -71,12 +81,44 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
             return
         params = {key: values[-1].decode("utf-8", "replace")
                   for key, values in request.query_arguments.items() if key != "vsn"}
-        assigns = self.endpoint.connect(params)
-        if assigns is None:
-            log.warning("refuse status=403 reason=%s params=%s peer=%s", esc("connect refused"),
-                        esc(",".join(sorted(params))), self._peer())
+        protocols = request.headers.get("Sec-WebSocket-Protocol")
+        # The chain: token auth (sync) -> the app's connect hook (sync or async) -> TP_CONNECT_URL (async).
+        pending: dict[str, Any] = {}
+
+        def hook(hook_params: dict[str, Any]) -> dict[str, Any] | None:
+            pending["params"] = hook_params  # without the token: auth strips it
+            result = self.endpoint.connect(hook_params)
+            if inspect.isawaitable(result):
+                pending["awaitable"] = result
+                return {}
+            return result
+
+        assigns = self.endpoint.auth.connect(params, protocols, hook)
+        backend = self.endpoint.backend if self.settings_.connect_url else None
+        if not isinstance(assigns, auth.Refused) and ("awaitable" in pending or backend is not None):
+            try:  # answered before the 101/403; other connections are served meanwhile
+                if "awaitable" in pending:
+                    extra = await pending["awaitable"]
+                    assigns = auth.Refused("connect refused") if extra is None else {**assigns, **extra}
+                if backend is not None and not isinstance(assigns, auth.Refused):
+                    claims = dict(assigns) if self.endpoint.auth.mode == "jwt" else None
+                    allowed = await backend.connect(pending.get("params", params), assigns, claims)
+                    assigns = auth.Refused("refused by the backend") if allowed is None else allowed
+            except Exception as exc:  # the backend is down or answered nonsense: not the client's fault
+                log.warning("refuse status=503 reason=%s peer=%s", esc(f"connect hook failed: {exc}"), self._peer())
+                self._empty(503)
+                return
+            if self._on_close_called:  # the client left while the hook was awaited: nothing to upgrade
+                log.info("upgrade abandoned by the client during the connect hook peer=%s", self._peer())
+                return
+        if isinstance(assigns, auth.Refused):  # the reason is ours (never the token); params: names only
+            self.endpoint.auth_refused(assigns.reason)
+            log.warning("refuse status=403 reason=%s auth=%s params=%s peer=%s", esc(assigns.reason),
+                        self.endpoint.auth.mode, esc(",".join(sorted(params))), self._peer())
             self._empty(403)
             return
+        # auth off: 1.7.24 answers no subprotocol; auth on: 1.8's auth_token answers "phoenix" (research 1.4)
+        self._bearer = self.endpoint.auth.enabled and protocols is not None and auth.AUTH_TOKEN_PREFIX in protocols
         problem = upgrade_problem(request.method or "", request.version, request.headers)
         if problem is not None:  # Phoenix answers websock_adapter's UpgradeError with 400 and its message
             protocol_log.warning("refuse status=400 reason=%s peer=%s", esc(problem), self._peer())
@@ -120,7 +162,12 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
                    for entry in allowed)
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
-        return None  # Phoenix 1.7 ignores offered subprotocols and answers none
+        # Phoenix 1.7 ignores offered subprotocols and answers none; with TP_AUTH on, a phoenix.js 1.8 authToken
+        # handshake (["phoenix", "base64url.bearer.phx.<token>"]) is answered "phoenix" like Phoenix 1.8's
+        # auth_token: true (the ws client rejects a handshake that answers none).
+        if self._bearer and "phoenix" in subprotocols:
+            return "phoenix"
+        return None
 
     def get_compression_options(self) -> dict[str, Any] | None:
         return None  # compress: false, as Phoenix's default
@@ -146,18 +193,33 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         self.endpoint.connections.add(self)
         self.endpoint.limits.opened(self._peer())
         self._counted = True
+        self._socket_id = self.endpoint.socket_opened(self, self.phx.assigns)
         loop = IOLoop.current()
         self._opened_at = self._last_seen = loop.time()
+        self._bucket = TokenBucket(self.settings_.max_messages_per_second, self.settings_.message_burst, loop.time())
         self._idle_timer = loop.call_later(self.settings_.idle_timeout, self._check_idle)
+        expires_at = self._assigns.get(auth.EXPIRES_AT)
+        if expires_at is not None:
+            self._expiry_timer = loop.call_later(max(0.0, expires_at - time.time()), self._token_expired)
+        self.endpoint.metrics.connects.labels("ok").inc()
         log.info("conn=%s connect peer=%s vsn=%s params=%s", self.phx.id, self.phx.peer,
                  self.serializer.vsn, esc(",".join(sorted(params)) or "-"))
 
-    def on_message(self, message: str | bytes) -> None:
+    def on_message(self, message: str | bytes) -> Any:
         if self.rejected or self.phx is None:
-            return
+            return None
         self._last_seen = now = IOLoop.current().time()
+        metrics = self.endpoint.metrics
+        metrics.messages_in += 1
+        metrics.bytes_in += len(message)
         if now < self._silent_until:
-            return  # fault:* silence: dropped unread, as a network partition would lose it
+            return None  # fault:* silence: dropped unread, as a network partition would lose it
+        if not self._bucket.take(now):  # type: ignore[union-attr]
+            self.endpoint.metrics.rate_limited_sockets.inc()
+            self.reject(CloseCode.POLICY_VIOLATION, f"message rate over TP_MAX_MESSAGES_PER_SECOND="
+                        f"{self.settings_.max_messages_per_second:g} (burst TP_MESSAGE_BURST="
+                        f"{self.settings_.message_burst})")
+            return None
         try:
             if type(message) is str:
                 decoded = self.serializer.decode_text(message)
@@ -171,6 +233,13 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
             if verbose_protocol_errors():
                 log.exception("conn=%s internal error while handling a frame", self.phx.id)
             self.reject(CloseCode.INTERNAL_ERROR, f"internal error: {type(exc).__name__}", excerpt=message)
+        self._in_a_row += 1
+        if self._in_a_row >= FAIR_SLICE:
+            # Fairness: Tornado reads the next frame from the buffer without returning to the loop; after a
+            # slice of messages, let other sockets' frames and timers run first.
+            self._in_a_row = 0
+            return asyncio.sleep(0)
+        return None
 
     def on_ping(self, data: bytes) -> None:
         self._last_seen = IOLoop.current().time()
@@ -184,6 +253,7 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
             return
         self.rejected = True
         self.closing(code, reason, excerpt)
+        self.endpoint.metrics.rejected.labels(_reason_label(code)).inc()
         self.close(code)
 
     def closing(self, code: int, reason: str, excerpt: str | bytes | None = None) -> None:
@@ -209,14 +279,28 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         else:
             self._idle_timer = loop.call_later(timeout - idle, self._check_idle)
 
+    def _token_expired(self) -> None:
+        self._expiry_timer = None
+        if not self.rejected and self.phx is not None:
+            self.rejected = True
+            log.info("conn=%s close code=%d reason=%s", self.phx.id, 4001, "token expired (TP_JWT_ENFORCE_EXPIRY)")
+            self.close(4001, "token expired")
+
     def on_close(self) -> None:
+        self.endpoint.outbound.forget(self)
         if self._idle_timer is not None:
             IOLoop.current().remove_timeout(self._idle_timer)
             self._idle_timer = None
+        if self._expiry_timer is not None:
+            IOLoop.current().remove_timeout(self._expiry_timer)
+            self._expiry_timer = None
+        if self.phx is not None:
+            self.endpoint.metrics.closes.labels(str(self.close_code)).inc()
         self.endpoint.connections.discard(self)
         if self._counted:
             self._counted = False
             self.endpoint.limits.closed(self._peer())
+        self.endpoint.socket_closed(self, self._socket_id)
         if self.phx is not None:
             phx, self.phx = self.phx, None
             phx.terminate("closed")
@@ -231,11 +315,34 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         if protocol is None or self.rejected or protocol.server_terminated:
             return
         pending = protocol.write_wire(frame.wire or frame_bytes(frame))  # 0 if the stream is closed
-        if pending > self.settings_.max_pending_bytes:
-            self.reject(CloseCode.INTERNAL_ERROR, f"slow consumer: {pending} bytes unsent (TP_MAX_PENDING_BYTES)")
+        if pending or self._queued:
+            self._queued = bool(pending)
+            for handler, queued, reason in self.endpoint.outbound.update(self, pending):
+                handler.overflow(queued, reason)
+
+    _queued = False  # last seen with bytes queued (then every send reports to the budget)
+
+    def pending_bytes(self) -> int:
+        """Bytes queued on this connection's stream, not yet taken by the kernel (0 once it is closed)."""
+        protocol = self._protocol
+        return 0 if protocol is None else protocol.pending_bytes()
+
+    def overflow(self, queued: int, reason: str) -> None:
+        """Over TP_MAX_PENDING_BYTES(_TOTAL): drop the queue, close 1011 ahead of the dropped data."""
+        if self.rejected:
+            return
+        self.rejected = True
+        protocol = self._protocol
+        dropped = protocol.drop_queue() if protocol is not None else 0
+        log.warning("conn=%s close code=%d reason=%s", self.phx.id if self.phx else "-", CloseCode.INTERNAL_ERROR,
+                    esc(f"{reason}; {dropped} queued bytes dropped", 400))
+        self.close(CloseCode.INTERNAL_ERROR)
 
     def call_later(self, delay: float, callback: Callable[[], Any]) -> Any:
         return IOLoop.current().call_later(delay, callback)
+
+    def cancel_later(self, handle: Any) -> None:
+        IOLoop.current().remove_timeout(handle)
 
     def shutdown(self, code: int = CloseCode.GOING_AWAY, reason: str | None = None) -> None:
         """Close from the server side with `code` (and `reason`, for fault:* disconnect); sends nothing more."""
@@ -280,6 +387,13 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         log.error("unexpected error in the WebSocket handler", exc_info=(typ, value, tb))
 
 
+def _reason_label(code: int) -> str:
+    try:
+        return CloseCode(code).name.lower()
+    except ValueError:
+        return str(code)
+
+
 class _Muted:
     """The PhoenixSocket's transport while silenced: sends go nowhere, timers still run."""
 
@@ -297,3 +411,6 @@ class _Muted:
 
     def call_later(self, delay: float, callback: Callable[[], Any]) -> Any:
         return self.handler.call_later(delay, callback)
+
+    def cancel_later(self, handle: Any) -> None:
+        self.handler.cancel_later(handle)

@@ -2,7 +2,7 @@
 # Build the sandbox VPS disk: Debian bookworm from Debian packages (debootstrap),
 # systemd as PID 1, openssh-server (root by key), DHCP via systemd-networkd,
 # python3, sudo, iproute2, curl, this machine's CA bundle in the store, two decoy
-# services on 0.0.0.0:3001 and 0.0.0.0:8001, and (variant "plain") NO docker.
+# services on 0.0.0.0:3001 and 0.0.0.0:8001, a squatter on 0.0.0.0:4000, and (variant "plain") NO docker.
 #
 # Output, cached and keyed by a hash of this script + lib.sh + guest/ + host CA:
 #   $SANDBOX_CACHE/vm-<variant>-<hash>/{disk.qcow2,vmlinuz,initrd.img,id_ed25519{,.pub},build.env}
@@ -109,7 +109,7 @@ say "apt: done in $(( $(now) - t1 ))s ($(in_chroot "$ROOT" dpkg-query -W -f='.' 
 
 install_host_ca "$ROOT"
 
-say "config: fstab, hosts, DNS, networkd DHCP, sshd, decoys on 3001/8001"
+say "config: fstab, hosts, DNS, networkd DHCP, sshd, decoys on 3001/8001, squatter on 4000"
 cat >"$ROOT/etc/fstab" <<'EOF'
 /dev/vda  /  ext4  errors=remount-ro  0  1
 EOF
@@ -124,7 +124,7 @@ rm -f "$ROOT/etc/resolv.conf"
 echo "nameserver 10.0.2.3" >"$ROOT/etc/resolv.conf"
 cp -a "$SANDBOX_DIR/guest/." "$ROOT/"
 chown -R root:root "$ROOT/etc/systemd/system" "$ROOT/etc/systemd/network" "$ROOT/etc/ssh/sshd_config.d" "$ROOT/srv"
-in_chroot "$ROOT" systemctl enable systemd-networkd.service decoy-3001.service decoy-8001.service ssh.service >>"$LOG" 2>&1
+in_chroot "$ROOT" systemctl enable systemd-networkd.service decoy-3001.service decoy-8001.service decoy-4000.service ssh.service >>"$LOG" 2>&1
 # apt's daily timers would grab the dpkg lock right after the first boot (they are
 # Persistent and have never run) and make the deploy's apt tasks fail or wait.
 in_chroot "$ROOT" systemctl mask apt-daily.timer apt-daily-upgrade.timer >>"$LOG" 2>&1

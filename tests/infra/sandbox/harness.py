@@ -134,6 +134,11 @@ class SandboxVM:
         return {k: v for k, v in pairs}
 
     @property
+    def addr(self) -> str:
+        """The loopback address the VM's forwards listen on (127.0.0.2: not 127.0.0.1, like a separate host)."""
+        return self._state_env().get("SANDBOX_ADDR", "127.0.0.1")
+
+    @property
     def ssh_port(self) -> int:
         return int(self._state_env()["SANDBOX_SSH_PORT"])
 

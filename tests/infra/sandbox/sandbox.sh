@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The sandbox VPS: a real Debian bookworm VM under qemu (software emulation, TCG)
 # that the deploy bundle is proven against. Loopback-only port forwards:
-#   127.0.0.1:$SANDBOX_SSH_PORT (2222)          -> guest :22
-#   127.0.0.1:$SANDBOX_PORT_FIRST..LAST (4000..4009) -> guest, same port numbers
+#   $SANDBOX_ADDR:$SANDBOX_SSH_PORT (127.0.0.2:2222)          -> guest :22
+#   $SANDBOX_ADDR:$SANDBOX_PORT_FIRST..LAST (4000..4009) -> guest, same port numbers
+# The address is not 127.0.0.1 on purpose: a real VPS is another host, so anything that dials
+# "localhost" instead of the address the user typed fails here as it would there.
 #
 # Usage: sandbox.sh COMMAND
 #   build           build (or reuse) the cached base disk for $SANDBOX_VARIANT
@@ -20,6 +22,7 @@
 #   SANDBOX_STATE       state dir (default <repo>/.sandbox)
 #   SANDBOX_CACHE       cache dir (default ~/.cache/tornado-phoenix/sandbox)
 #   SANDBOX_VARIANT     plain (default, no docker) | docker (docker.io preinstalled)
+#   SANDBOX_ADDR        loopback address the forwards listen on (default 127.0.0.2)
 #   SANDBOX_SSH_PORT    host port forwarded to guest 22 (default 2222)
 #   SANDBOX_PORT_FIRST  first app port forwarded 1:1 (default 4000)
 #   SANDBOX_PORT_LAST   last app port forwarded 1:1 (default 4009)
@@ -34,6 +37,7 @@ LOG_TAG=sandbox
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 VARIANT="${SANDBOX_VARIANT:-plain}"
+ADDR="${SANDBOX_ADDR:-127.0.0.2}"
 SSH_PORT="${SANDBOX_SSH_PORT:-2222}"
 PORT_FIRST="${SANDBOX_PORT_FIRST:-4000}"
 PORT_LAST="${SANDBOX_PORT_LAST:-4009}"
@@ -54,6 +58,7 @@ ENVFILE="$STATE/sandbox.env"
 for v in SSH_PORT PORT_FIRST PORT_LAST MEM CPUS BOOT_TIMEOUT DOWN_GRACE; do
   [[ "${!v}" =~ ^[0-9]+$ ]] || die "$v='${!v}' is not a number"
 done
+[[ "$ADDR" =~ ^127\.[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "SANDBOX_ADDR='$ADDR' is not a loopback address (127.x.y.z)"
 (( PORT_FIRST <= PORT_LAST && PORT_LAST - PORT_FIRST < 100 )) || die "bad port range $PORT_FIRST..$PORT_LAST (at most 100 ports)"
 (( SSH_PORT < PORT_FIRST || SSH_PORT > PORT_LAST )) || die "SANDBOX_SSH_PORT $SSH_PORT lies inside the app port range"
 
@@ -127,7 +132,7 @@ write_access_files() {
   cat >"$SSH_CONFIG" <<EOF
 # Written by tests/infra/sandbox/sandbox.sh up. Use: ssh -F $SSH_CONFIG sandbox
 Host sandbox
-  HostName 127.0.0.1
+  HostName $ADDR
   Port $SSH_PORT
   User root
   IdentityFile $STATE/id_ed25519
@@ -142,8 +147,8 @@ EOF
   cat >"$INVENTORY" <<EOF
 # Written by tests/infra/sandbox/sandbox.sh up: the sandbox VPS (qemu/TCG) behind
 # loopback forwards. App ports $PORT_FIRST..$PORT_LAST are forwarded 1:1, so
-# ws://127.0.0.1:PORT from this machine is ws://HOST:PORT on a real VPS.
-sandbox ansible_host=127.0.0.1 ansible_port=$SSH_PORT ansible_user=root ansible_ssh_private_key_file=$STATE/id_ed25519 ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes -o ServerAliveInterval=5 -o ServerAliveCountMax=6' ansible_python_interpreter=/usr/bin/python3 app_public_host=127.0.0.1 sandbox_port_first=$PORT_FIRST sandbox_port_last=$PORT_LAST
+# ws://$ADDR:PORT from this machine is ws://HOST:PORT on a real VPS.
+sandbox ansible_host=$ADDR ansible_port=$SSH_PORT ansible_user=root ansible_ssh_private_key_file=$STATE/id_ed25519 ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes -o ServerAliveInterval=5 -o ServerAliveCountMax=6' ansible_python_interpreter=/usr/bin/python3 app_public_host=$ADDR sandbox_port_first=$PORT_FIRST sandbox_port_last=$PORT_LAST sandbox_addr=$ADDR
 
 [sandbox_vms]
 sandbox
@@ -151,6 +156,7 @@ EOF
   cat >"$ENVFILE" <<EOF
 SANDBOX_STATE=$STATE
 SANDBOX_VARIANT=$VARIANT
+SANDBOX_ADDR=$ADDR
 SANDBOX_SSH_PORT=$SSH_PORT
 SANDBOX_PORT_FIRST=$PORT_FIRST
 SANDBOX_PORT_LAST=$PORT_LAST
@@ -166,12 +172,12 @@ wait_ssh() {
   t0=$(now)
   while true; do
     if ssh_probe; then
-      say "ssh: answering on 127.0.0.1:$SSH_PORT after $(( $(now) - t0 ))s"
+      say "ssh: answering on $ADDR:$SSH_PORT after $(( $(now) - t0 ))s"
       return 0
     fi
     elapsed=$(( $(now) - t0 ))
     pid=$(qemu_pid) || fail "qemu exited while waiting for SSH"
-    (( elapsed >= timeout )) && fail "no SSH on 127.0.0.1:$SSH_PORT after ${timeout}s (qemu pid $pid still running)"
+    (( elapsed >= timeout )) && fail "no SSH on $ADDR:$SSH_PORT after ${timeout}s (qemu pid $pid still running)"
     if (( elapsed - last_report >= 20 )); then
       last_report=$elapsed
       local line
@@ -191,7 +197,7 @@ cmd_up() {
       say "up: a sandbox is already running (pid $pid); stopping it for a fresh one"
       cmd_down
     else
-      say "up: already running (pid $pid) on ssh 127.0.0.1:$SSH_PORT; 'reset' gives a fresh VM"
+      say "up: already running (pid $pid) on ssh $ADDR:$SSH_PORT; 'reset' gives a fresh VM"
       echo "result: sandbox up (already running) inventory=$INVENTORY"
       return 0
     fi
@@ -222,8 +228,8 @@ cmd_up() {
   install -m 644 "$dir/id_ed25519.pub" "$STATE/id_ed25519.pub"
   write_access_files "$dir"
 
-  local fwd="hostfwd=tcp:127.0.0.1:$SSH_PORT-:22"
-  for p in $(seq "$PORT_FIRST" "$PORT_LAST"); do fwd+=",hostfwd=tcp:127.0.0.1:$p-:$p"; done
+  local fwd="hostfwd=tcp:$ADDR:$SSH_PORT-:22"
+  for p in $(seq "$PORT_FIRST" "$PORT_LAST"); do fwd+=",hostfwd=tcp:$ADDR:$p-:$p"; done
   local args=(
     -name "tornado-phoenix-sandbox,process=tp-sandbox"
     -machine q35 -accel tcg,thread=multi -cpu max
@@ -240,7 +246,7 @@ cmd_up() {
   )
   # shellcheck disable=SC2206
   [[ -n "${SANDBOX_QEMU_EXTRA:-}" ]] && args+=($SANDBOX_QEMU_EXTRA)
-  say "up: starting qemu (tcg, ${CPUS} vCPU, ${MEM} MiB; ssh 127.0.0.1:$SSH_PORT->22, 127.0.0.1:$PORT_FIRST-$PORT_LAST 1:1; serial $SERIAL)"
+  say "up: starting qemu (tcg, ${CPUS} vCPU, ${MEM} MiB; ssh $ADDR:$SSH_PORT->22, $ADDR:$PORT_FIRST-$PORT_LAST 1:1; serial $SERIAL)"
   local qlog="$STATE/qemu.log"
   # 7>&-: the daemonized qemu must not inherit (and so hold forever) the state lock.
   qemu-system-x86_64 "${args[@]}" >"$qlog" 2>&1 7>&- || { cat "$qlog" >&2; fail "qemu did not start"; }
@@ -292,7 +298,7 @@ cmd_status() {
   local pid
   if pid=$(qemu_pid); then
     say "status: running, qemu pid $pid, up $(ps -o etime= -p "$pid" | tr -d ' '), variant $VARIANT"
-    say "status: ssh 127.0.0.1:$SSH_PORT, app ports 127.0.0.1:$PORT_FIRST-$PORT_LAST, state $STATE"
+    say "status: ssh $ADDR:$SSH_PORT, app ports $ADDR:$PORT_FIRST-$PORT_LAST, state $STATE"
     say "status: overlay $(du -h "$OVERLAY" 2>/dev/null | cut -f1) used"
     if ssh_probe; then
       say "status: ssh answers; boot_id $(ssh_base sandbox cat /proc/sys/kernel/random/boot_id 2>/dev/null)"

@@ -31,8 +31,13 @@ def app(host):
 @pytest.fixture(scope="module")
 def public_host(host):
     """The address clients use: TP_VERIFY_PUBLIC_HOST (set by verify.yml), else the inventory's
-    app_public_host, ansible_host or name."""
+    tornado_phoenix_public_host, app_public_host, ansible_host or name (never a delegated localhost)."""
     if os.environ.get("TP_VERIFY_PUBLIC_HOST"):
         return os.environ["TP_VERIFY_PUBLIC_HOST"]
     variables = host.ansible.get_variables()
-    return variables.get("app_public_host") or variables.get("ansible_host") or variables["inventory_hostname"]
+    return (
+        variables.get("tornado_phoenix_public_host")
+        or variables.get("app_public_host")
+        or variables.get("ansible_host")
+        or variables["inventory_hostname"]
+    )

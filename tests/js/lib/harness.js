@@ -24,6 +24,15 @@ const CLIENTS = {
   phoenix18: "phoenix18",
 };
 
+// PHX_TRANSPORT=longpoll runs every scenario over phoenix.js's LongPoll instead of WebSocket (the client's
+// own LongPoll class, recorded the same way). Node has no XMLHttpRequest (phoenix@1.7 needs it) and no `self`
+// (phoenix@1.7's `global` lookup needs it): lib/xhr.js provides the former, globalThis the latter.
+const LONGPOLL = process.env.PHX_TRANSPORT === "longpoll";
+if (LONGPOLL) {
+  globalThis.self = globalThis;
+  globalThis.XMLHttpRequest = require("./xhr").XMLHttpRequest;
+}
+
 function loadPhoenix(name) {
   const pkg = CLIENTS[name];
   if (!pkg) {
@@ -149,6 +158,50 @@ function recordingTransport(recorder, label) {
   };
 }
 
+// A LongPoll subclass that records like recordingTransport: every frame sent and received, open and close.
+function recordingLongPoll(recorder, label, LongPoll) {
+  return class RecordingLongPoll extends LongPoll {
+    constructor(endPoint, protocols) {
+      recorder.add({ kind: "connect", socket: label, url: String(endPoint), transport: "longpoll" });
+      super(endPoint, protocols);
+    }
+    set onopen(fn) {
+      this._onopen = fn;
+    }
+    get onopen() {
+      return (ev) => {
+        recorder.add({ kind: "open", socket: label });
+        return this._onopen && this._onopen(ev);
+      };
+    }
+    set onmessage(fn) {
+      this._onmessage = fn;
+    }
+    get onmessage() {
+      return (ev) => {
+        recorder.add({ kind: "recv", socket: label, data: String(ev.data) });
+        return this._onmessage && this._onmessage(ev);
+      };
+    }
+    set onclose(fn) {
+      this._onclose = fn;
+    }
+    get onclose() {
+      return (ev) => {
+        recorder.add({ kind: "close", socket: label, code: ev && ev.code !== undefined ? ev.code : null, reason: String((ev && ev.reason) || "") });
+        return this._onclose && this._onclose(ev);
+      };
+    }
+    send(body) {
+      recorder.add({ kind: "send", socket: label, data: String(body) });
+      return super.send(body);
+    }
+    sendRaw(data) {
+      return this.send(data);
+    }
+  };
+}
+
 // Parse a recorded text frame (V2 array) into {join_ref, ref, topic, event, payload}; null if not one.
 function parseFrame(entry) {
   if (!entry || entry.binary || typeof entry.data !== "string") return null;
@@ -255,7 +308,9 @@ function run(main, { timeoutMs = 20000 } = {}) {
     phoenix: phoenix.lib,
     version: phoenix.version,
     recorder,
-    transport: (label) => recordingTransport(recorder, label),
+    transport: (label) =>
+      LONGPOLL ? recordingLongPoll(recorder, label, phoenix.lib.LongPoll) : recordingTransport(recorder, label),
+    longpoll: LONGPOLL,
     note: (line) => recorder.note(line),
     result,
     // Fail the whole scenario fast if socket `label` has not opened within `ms` (a client that cannot
@@ -288,4 +343,4 @@ function run(main, { timeoutMs = 20000 } = {}) {
     });
 }
 
-module.exports = { run, loadPhoenix, Recorder, recordingTransport, parseFrame, sleep, awaitPush, stdinLines, now };
+module.exports = { run, loadPhoenix, Recorder, recordingTransport, recordingLongPoll, LONGPOLL, parseFrame, sleep, awaitPush, stdinLines, now };

@@ -6,9 +6,11 @@
 //   B's socket disconnects (socket.disconnect) -> A shows [alice]
 //   C (bob again, new socket) joins           -> A shows [alice, bob]
 //   C's TCP connection is dropped abruptly (ws.terminate(), no close frame; reconnect disabled) -> A shows [alice]
+// Over long-poll (PHX_TRANSPORT=longpoll) a disconnect tells the server nothing: the leave comes when the
+// session expires (1.5 x TP_LONGPOLL_WINDOW without a poll), so the waits for it are longer.
 const { run, awaitPush } = require("../lib/harness");
 
-run(async ({ url, phoenix, transport, recorder, requireOpen }) => {
+run(async ({ url, phoenix, transport, recorder, requireOpen, longpoll }) => {
   const { Socket, Presence } = phoenix;
   const room = `test:room-${process.pid}`;
   const steps = [];
@@ -26,7 +28,7 @@ run(async ({ url, phoenix, transport, recorder, requireOpen }) => {
     return w;
   };
   const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
-  const shows = (w, ids) => recorder.until(() => same(w.ids(), ids), `${w.label}'s Presence list == ${JSON.stringify(ids)} (now ${JSON.stringify(w.ids())})`, 5000);
+  const shows = (w, ids) => recorder.until(() => same(w.ids(), ids), `${w.label}'s Presence list == ${JSON.stringify(ids)} (now ${JSON.stringify(w.ids())})`, longpoll ? 12000 : 5000);
 
   const mkSocket = (label, opts = {}) => {
     const s = new Socket(url, { transport: transport(label), ...opts });
@@ -80,7 +82,8 @@ run(async ({ url, phoenix, transport, recorder, requireOpen }) => {
   await shows(wA, ["alice", "bob"]);
   await shows(wC, ["alice", "bob"]);
   step("both see alice+bob (C)", { A: wA.full(), C: wC.full() });
-  sc.conn.terminate();
+  if (longpoll) sc.conn.close(1006, "dropped", false);
+  else sc.conn.terminate();
   await shows(wA, ["alice"]);
   step("A sees alice after C's connection dropped", { A: wA.full() });
 
