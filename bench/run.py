@@ -296,6 +296,7 @@ class ServerProc:
                 ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
                  "no", "--loglevel", "warning"], stdout=subprocess.DEVNULL, preexec_fn=pinned(None))
             cmd += ["--pubsub", f"redis://127.0.0.1:{redis_port}/0", "--workers", str(self.target.workers)]
+            env.setdefault("TP_SECRET_KEY_BASE", "bench-" + "k" * 64)  # several workers sign long-poll tokens alike
             if self.target.workers > 1:
                 cpu = None  # the point is a second core
         with open(self.log_path, "wb") as log:

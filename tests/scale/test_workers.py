@@ -23,7 +23,8 @@ def test_workers_with_local_pubsub_stop_at_start_naming_tp_pubsub():
 
 
 def test_three_workers_share_one_port_and_survive_a_dead_worker(redis):
-    server = LiveServer(env={"TP_PUBSUB": redis.url, "TP_PRESENCE_DOWN_AFTER": "2"}, args=["--workers", "3"])
+    server = LiveServer(env={"TP_PUBSUB": redis.url, "TP_PRESENCE_DOWN_AFTER": "2", "TP_SECRET_KEY_BASE": "k" * 64},
+                        args=["--workers", "3"])
     server.start()
     try:
         def ready():

@@ -53,7 +53,8 @@ def test_workers_need_redis_pubsub():
     with pytest.raises(SettingsError) as err:
         Settings.from_env({"TP_WORKERS": "3"})
     assert "TP_PUBSUB" in str(err.value)
-    assert Settings.from_env({"TP_WORKERS": "3", "TP_PUBSUB": "redis://127.0.0.1:6379/0"}).worker_count() == 3
+    env = {"TP_WORKERS": "3", "TP_PUBSUB": "redis://127.0.0.1:6379/0", "TP_SECRET_KEY_BASE": "k" * 64}
+    assert Settings.from_env(env).worker_count() == 3
     assert Settings.from_env({"TP_WORKERS": "1"}).worker_count() == 1
 
 
@@ -61,7 +62,7 @@ def test_workers_need_redis_pubsub():
     ({"TP_PUBSUB": "memcached://x"}, "TP_PUBSUB"),
     ({"TP_PRESENCE_DOWN_AFTER": "0"}, "TP_PRESENCE_DOWN_AFTER"),
     ({"TP_WORKERS": "-1"}, "TP_WORKERS"),
-    ({"TP_WORKERS": "2", "TP_PUBSUB": "redis://h:1/0", "TP_PORT": "0"}, "TP_PORT"),
+    ({"TP_WORKERS": "2", "TP_PUBSUB": "redis://h:1/0", "TP_PORT": "0", "TP_SECRET_KEY_BASE": "k" * 64}, "TP_PORT"),
 ])
 def test_bad_scale_settings_name_the_variable(env, needle):
     with pytest.raises(SettingsError) as err:

@@ -71,10 +71,13 @@ class ClusterPresence:
         self.pubsub.send("pd", {"q": self.seq, "j": [[topic, key, stored]], "l": []})
         return stored
 
-    def untrack(self, owner: Hashable) -> None:
+    def untrack(self, owner: Hashable, *, broadcast: bool = True) -> None:
+        """`broadcast=False` (this node shutting down): no diffs to our own leaving members, but the other
+        nodes still learn the leaves (and `bye` follows)."""
         leaves = []
         for topic, diff in self.tracker.untrack(owner):
-            self.pubsub.local_broadcast(topic, "presence_diff", diff)
+            if broadcast:
+                self.pubsub.local_broadcast(topic, "presence_diff", diff)
             for key, value in diff["leaves"].items():
                 leaves.extend([topic, key, meta["phx_ref"]] for meta in value["metas"])
         if leaves:
