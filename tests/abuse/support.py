@@ -39,16 +39,6 @@ def tracebacks(server) -> list[str]:
             if "Traceback" in line and not (n and ("channel crashed" in lines[n - 1] or "join crashed" in lines[n - 1]))]
 
 
-def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 class Witnesses:
     """`count` sockets on one `test:` topic; `sent` shouts and what each witness received, measured live."""
 

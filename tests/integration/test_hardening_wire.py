@@ -15,20 +15,11 @@ import pytest
 
 from tests.support.live_server import LiveServer
 from tests.support.rawws import HandshakeRefused, RawWebSocket, http_get
+from tests.support.waiting import wait_for
 
 V2 = "/socket/websocket?vsn=2.0.0"
 UPGRADE = ("Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
            "Sec-WebSocket-Version: 13\r\n")
-
-
-def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def join(ws: RawWebSocket, topic: str, ref: str = "1") -> None:
@@ -395,8 +386,6 @@ def test_connection_limits_answer_503_and_429_before_the_upgrade():
         no_traceback(live)
     finally:
         live.stop()
-
-
 
 
 def test_verbose_protocol_errors_show_a_longer_excerpt():

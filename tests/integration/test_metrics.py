@@ -4,7 +4,6 @@ counters move by what the traffic did; TP_METRICS=off is a 404; TP_METRICS_BIND 
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
 
@@ -13,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.live_server import LiveServer, free_port
 from tests.support.rawws import HandshakeRefused, RawWebSocket, http_get
+from tests.support.waiting import wait_for as wait_until
 
 
 def scrape(port: int) -> dict[tuple[str, tuple], float]:
@@ -29,16 +29,6 @@ def scrape(port: int) -> dict[tuple[str, tuple], float]:
 
 def value(samples, name: str, **labels) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
-
-
-def wait_until(predicate, timeout: float = 5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def send(ws, *frame):

@@ -28,6 +28,7 @@ import tornado.httpserver
 import tornado.web
 
 from tests.support.live_server import free_port
+from tests.support.waiting import wait_for
 
 __all__ = ["TestBackend"]
 
@@ -176,10 +177,4 @@ class TestBackend:
         return [r for r in list(self.requests) if r["path"] == path and (type_ is None or r["body"]["type"] == type_)]
 
     def wait_for(self, predicate, what: str, timeout: float = 5.0) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.02)
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}; backend saw: {self.requests[-10:]}")
+        return wait_for(predicate, timeout, what, detail=lambda: f"backend saw: {self.requests[-10:]}")
