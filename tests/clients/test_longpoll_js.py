@@ -48,15 +48,6 @@ def lp_server(monkeypatch):
     server.stop()
 
 
-def _wait_log(server: LiveServer, text: str, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any(text in line for line in server.log_lines()):
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def _longpoll_only(result: dict) -> None:
     connects = [e for e in result["entries"] if e["kind"] == "connect"]
     assert connects and all(e.get("transport") == "longpoll" for e in connects), connects
@@ -86,7 +77,7 @@ def test_presence_over_longpoll(node_clients, lp_server, client):  # noqa: F811
     ids = lambda snapshot: [p["id"] for p in snapshot]  # noqa: E731
     a, ab = ["alice"], ["alice", "bob"]
     assert [ids(s) for s in r["syncs"]["A"]] == [a, ab, a, ab, a, ab, a]
-    assert _wait_log(lp_server, "long-poll session expired", 10)
+    assert lp_server.wait_log("long-poll session expired", timeout=10)
 
 
 @pytest.mark.parametrize("client", CLIENT_PARAMS)
@@ -157,7 +148,7 @@ def test_phoenix18_long_poll_fallback(node_clients, websocket, expected):  # noq
         assert r["conn_is_longpoll"] is (expected == "longpoll")
         assert r["join"] == ["ok", {"via": "fallback"}] and r["push"] == ["ok", {"n": 1}]
         if expected == "longpoll":
-            assert _wait_log(server, "long-poll connect", 5)
+            assert server.wait_log("long-poll connect", timeout=5)
     finally:
         server.stop()
 

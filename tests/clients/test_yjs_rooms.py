@@ -47,16 +47,6 @@ def run_js(node: str, script: str, *args: str, server: LiveServer, timeout: floa
     return result
 
 
-def wait_log(server: LiveServer, needle: str, timeout: float = 10.0, count: int = 1) -> list[str]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = [line for line in server.log_lines() if needle in line]
-        if len(found) >= count:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"no log line with {needle!r} within {timeout}s:\n" + "\n".join(server.log_lines()[-40:]))
-
-
 @pytest.fixture
 def memory_server():
     server = LiveServer(env={"TP_YJS_STORE": "memory"}).start()
@@ -81,7 +71,7 @@ def test_awareness_appears_and_is_removed_when_a_member_drops(node, memory_serve
     assert result["firstThree"] == ["sync1", "sync0", "type1"]
     assert result["queried"] == "type1"
     assert result["bobSees"] == [] and result["carolSees"] == ["bob"]
-    wait_log(memory_server, "member left room=room:aware")
+    memory_server.wait_logs("member left room=room:aware")
 
 
 def _edit(node, server, topic, proto, text):
@@ -100,7 +90,7 @@ def test_restart_with_sqlite_store_keeps_documents(node, tmp_path):
         server.start()
         assert _edit(node, server, "room:keep", "yjs", "")["found"] == "hello "
         assert _edit(node, server, "room:keep-y", "json", "")["found"] == "from y-protocols"
-        wait_log(server, "room loaded room=room:keep bytes=")
+        server.wait_logs("room loaded room=room:keep bytes=")
     finally:
         server.stop()
 
@@ -137,11 +127,11 @@ def test_room_unloads_after_ttl_and_reloads_from_the_store(node, tmp_path):
     server = LiveServer(env={"TP_YJS_STORE": f"sqlite:///{db}", "TP_YJS_ROOM_TTL": "0.5"}).start()
     try:
         _edit(node, server, "room:ttl", "json", "before unload")
-        flushed = wait_log(server, "room flushed room=room:ttl ")
-        unloaded = wait_log(server, "room unloaded room=room:ttl ")
+        flushed = server.wait_logs("room flushed room=room:ttl ")
+        unloaded = server.wait_logs("room unloaded room=room:ttl ")
         assert server.log_lines().index(flushed[0]) < server.log_lines().index(unloaded[0])
         assert _edit(node, server, "room:ttl", "yjs", "")["found"] == "before unload"
-        loads = wait_log(server, "room loaded room=room:ttl ", count=2)
+        loads = server.wait_logs("room loaded room=room:ttl ", count=2)
         assert "updates=1 " in loads[1]  # compacted at unload: one row
     finally:
         server.stop()

@@ -61,16 +61,6 @@ def join(ws: RawWebSocket, topic: str, payload: dict | None = None, jr: str = "1
     return frames
 
 
-def wait_log(server: LiveServer, needle: str, timeout: float = 5.0) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for line in server.log_lines():
-            if needle in line:
-                return line
-        time.sleep(0.02)
-    raise AssertionError(f"no log line with {needle!r}:\n" + "\n".join(server.log_lines()[-30:]))
-
-
 @pytest.fixture(scope="module")
 def api_server():
     server = LiveServer(env={"TP_API_SECRET": SECRET, "TP_MAX_FRAME_SIZE": "4000"}).start()
@@ -100,7 +90,7 @@ def test_wrong_or_missing_secret_is_401_with_a_log_line(api_server, auth, why):
                            {"topic": "test:auth", "event": "x", "payload": {}}, secret=None, auth=auth)
         assert (status, body) == (401, {"error": "unauthorized"})
         ws.expect_silence(0.3)  # nothing delivered
-    line = wait_log(api_server, why)
+    line = api_server.wait_log(why)
     assert "api refused POST /api/broadcast" in line and SECRET not in line
 
 
@@ -158,7 +148,7 @@ def test_bad_broadcast_is_400_with_a_reason_and_delivers_nothing(api_server, raw
         status, body = api(api_server.port, "POST", "/api/broadcast", raw=raw)
         assert status == 400 and reason in body["error"], body
         ws.expect_silence(0.3)
-    wait_log(api_server, reason[:30])
+    api_server.wait_log(reason[:30])
 
 
 # ---- presence, topics ----------------------------------------------------------------------------------
@@ -222,7 +212,7 @@ def test_disconnect_by_user_and_by_socket_id_closes_with_1000(backend):
         assert (frame.kind, frame.code) == ("close", 1000)
         assert api(server.port, "POST", "/api/disconnect", {})[0] == 400
         assert api(server.port, "POST", "/api/disconnect", {"user_id": "nobody"})[1]["local_connections"] == 0
-        wait_log(server, "disconnect socket_id=user_socket:alice: closing 2 connection(s) with 1000")
+        server.wait_log("disconnect socket_id=user_socket:alice: closing 2 connection(s) with 1000")
     finally:
         server.stop()
 
@@ -244,7 +234,7 @@ def test_api_bind_serves_the_api_only_on_its_own_address():
             assert api(api_port, "POST", "/api/broadcast", {"topic": "echo:bind", "event": "e", "payload": {"a": 1}})[0] == 200
             assert recv(ws) == [None, None, "echo:bind", "e", {"a": 1}]
             assert api(api_port, "GET", "/health")[0] == 404  # only /api there
-        wait_log(server, f"server API on at http://127.0.0.1:{api_port}/api")
+        server.wait_log(f"server API on at http://127.0.0.1:{api_port}/api")
     finally:
         server.stop()
 

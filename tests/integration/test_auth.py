@@ -30,17 +30,6 @@ def make_jwt(sub: str = "alice", ttl: float = 600, key=SECRET, algorithm: str = 
     return jwt.encode(payload, key, algorithm=algorithm)
 
 
-def wait_for_log(server: LiveServer, *needles: str, timeout: float = 5.0) -> str:
-    """The first log line holding every needle, waited for with a deadline."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for line in server.log_lines():
-            if all(needle in line for needle in needles):
-                return line
-        time.sleep(0.02)
-    raise AssertionError(f"no log line with {needles!r} within {timeout}s:\n" + "\n".join(server.log_lines()[-30:]))
-
-
 def connect(server: LiveServer, token: str | None = None, extra: str = "", headers: dict | None = None):
     query = "vsn=2.0.0" + (f"&token={quote(token)}" if token is not None else "") + extra
     return RawWebSocket(server.port, f"/socket/websocket?{query}", headers=headers)
@@ -94,7 +83,7 @@ def test_refused_token_is_403_and_the_log_names_the_reason_not_the_token(jwt_ser
         connect(jwt_server, token)
     assert refused.value.status == 403
     assert refused.value.body == b""
-    line = wait_for_log(jwt_server, "refuse status=403 reason=", reason, "auth=jwt")
+    line = jwt_server.wait_log("refuse status=403 reason=", reason, "auth=jwt")
     if token:
         assert token not in jwt_server.output()
         for part in token.split("."):
@@ -105,7 +94,7 @@ def test_channels_claim_limits_joins(jwt_server):
     with connect(jwt_server, make_jwt("bob", channels=["echo:allowed*", "test:*"])) as ws:
         assert join(ws, "echo:allowed-1", "1")[4]["status"] == "ok"
         assert join(ws, "echo:other", "2")[4] == {"status": "error", "response": {"reason": "unauthorized"}}
-        wait_for_log(jwt_server, "join refused topic=echo:other reason=unauthorized")
+        jwt_server.wait_log("join refused topic=echo:other reason=unauthorized")
 
 
 def test_fault_channel_needs_the_faults_claim_or_the_faults_token(jwt_server):
@@ -127,7 +116,7 @@ def test_expired_token_closes_the_socket_with_4001(jwt_server):
         while frame.kind != "close" and time.monotonic() < deadline:
             frame = ws.recv(8)
         assert (frame.kind, frame.code) == ("close", 4001)
-    wait_for_log(jwt_server, "close code=4001 reason=token expired")
+    jwt_server.wait_log("close code=4001 reason=token expired")
 
 
 def test_bearer_subprotocol_is_answered_phoenix(jwt_server):
@@ -150,7 +139,7 @@ def test_es256_public_key(tmp_path):
             assert join(ws, "echo:es", "1")[4]["status"] == "ok"
         with pytest.raises(HandshakeRefused):  # an HS256 token made with the PEM as secret: key confusion
             connect(server, make_jwt("frank", key=SECRET, algorithm="HS256"))
-        wait_for_log(server, "algorithm not allowed")
+        server.wait_log("algorithm not allowed")
     finally:
         server.stop()
 
@@ -181,7 +170,7 @@ def test_static_token_mode():
         with pytest.raises(HandshakeRefused) as refused:
             connect(server, "gamma")
         assert refused.value.status == 403
-        wait_for_log(server, "refuse status=403 reason=", "unknown token", "auth=token")
+        server.wait_log("refuse status=403 reason=", "unknown token", "auth=token")
         assert "gamma" not in server.output()
     finally:
         server.stop()

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.integration.test_api import SECRET, V2, api, join, recv, send, wait_log
+from tests.integration.test_api import SECRET, V2, api, join, recv, send
 from tests.support.backend import TestBackend
 from tests.support.live_server import LiveServer, free_port
 from tests.support.rawws import HandshakeRefused, RawWebSocket
@@ -76,7 +76,7 @@ def test_connect_refused_failing_or_timing_out(server, token, status, log):
     assert refused.value.status == status and refused.value.body == b""
     if token == "slow":
         assert time.monotonic() - started < 2.9  # TP_CALLBACK_TIMEOUT=1, not the backend's 3 s
-    wait_log(server, log)
+    server.wait_log(log)
     assert server.health()["status"] == "ok"
 
 
@@ -97,7 +97,7 @@ def test_join_refused_and_timing_out_then_the_socket_still_works(server):
         assert recv(ws) == reply("4", "4", "chat:broken", "error", UNAVAILABLE)
         frames = join(ws, "chat:fine", jr="5")
         assert frames[0][4]["status"] == "ok"
-    wait_log(server, "callback join http://127.0.0.1")
+    server.wait_log("callback join http://127.0.0.1")
 
 
 # ---- events --------------------------------------------------------------------------------------------
@@ -134,7 +134,7 @@ def test_event_replies_broadcasts_or_both(server, backend):
     event = [r for r in backend.of("event", "event") if r["body"]["payload"] == {"q": 1}][-1]
     assert event["signed"] and event["body"]["event"] == "echo" and event["body"]["topic"] == "chat:ev"
     assert event["body"]["assigns"]["user_id"] == "erin"
-    wait_log(server, "the answer is a JSON list, expected an object")
+    server.wait_log("the answer is a JSON list, expected an object")
 
 
 def test_joins_and_leaves_are_reported_with_TP_EVENT_JOINS(server, backend):
@@ -189,7 +189,7 @@ def test_backend_down_clients_get_the_error_reply_and_the_server_stays_healthy()
             send(ws, "1", "1", "chat:down", "phx_join", {})
             assert recv(ws) == reply("1", "1", "chat:down", "error", UNAVAILABLE)
             join(ws, "test:still-fine", jr="2")
-            line = wait_log(live, "callback join " + dead + "/join topic=chat:down failed")
+            line = live.wait_log("callback join " + dead + "/join topic=chat:down failed")
             assert "connection refused" in line or "Connection refused" in line, line
         assert live.health()["status"] == "ok"
     finally:

@@ -62,7 +62,6 @@ def test_rate_limit_closes_1008_with_a_log_line():
                 replies.append(json.loads(got.data)[1])
             assert replies == [str(n) for n in range(10)]
             assert (got.kind, got.code) == ("close", 1008)
-        assert any("close code=1008 reason='message rate over TP_MAX_MESSAGES_PER_SECOND=5 (burst TP_MESSAGE_BURST=10)"
-                   in line for line in server.log_lines())
+        server.wait_log("close code=1008 reason='message rate over TP_MAX_MESSAGES_PER_SECOND=5 (burst TP_MESSAGE_BURST=10)")
     finally:
         server.stop()

@@ -64,15 +64,6 @@ def poll_until(server: LiveServer, token: str, count: int, timeout: float = 8.0,
     return got
 
 
-def wait_log(server: LiveServer, text: str, timeout: float = 8.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any(text in line for line in server.log_lines()):
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_open_is_410_with_a_signed_token_and_phoenix_headers(lp):
     status, headers, body = request(lp, "GET", "vsn=2.0.0&user=1")
     assert status == 200
@@ -165,7 +156,7 @@ def test_session_expires_after_one_and_a_half_windows_without_a_poll(lp):
     while time.monotonic() < deadline and post(lp, token, []) == {"status": 200}:
         time.sleep(0.2)
     assert post(lp, token, []) == {"status": 410}
-    assert wait_log(lp, "long-poll session expired")
+    assert lp.wait_log("long-poll session expired")
 
 
 def test_base64_binary_line_is_a_binary_push_and_binary_replies_crash_the_channel(lp):
@@ -177,7 +168,7 @@ def test_base64_binary_line_is_a_binary_push_and_binary_replies_crash_the_channe
     assert post(lp, token, [base64.b64encode(push).decode()]) == {"status": 200}
     got = poll_until(lp, token, 1)
     assert got == ['["1","1","echo:bin","phx_error",{}]']
-    assert wait_log(lp, "cannot travel over long-poll")
+    assert lp.wait_log("cannot travel over long-poll")
 
 
 def test_options_and_other_methods(lp):
@@ -191,7 +182,7 @@ def test_options_and_other_methods(lp):
 
 
 def test_random_secret_is_logged_when_tp_secret_key_base_is_unset(lp):
-    assert wait_log(lp, "TP_SECRET_KEY_BASE is not set")
+    assert lp.wait_log("TP_SECRET_KEY_BASE is not set")
     server = LiveServer(env={"TP_SECRET_KEY_BASE": "x" * 64}).start()
     try:
         open_session(server)
@@ -248,7 +239,7 @@ def test_fault_channel_works_over_long_poll(lp):
             break
     assert answer["messages"] == ['[null,"7","phoenix","phx_reply",{"response":{},"status":"ok"}]']
     post(lp, token, ['["3","8","fault:lp","disconnect",{"code":4000}]'])
-    assert wait_log(lp, "long-poll disconnect (shutdown 4000)")
+    assert lp.wait_log("long-poll disconnect (shutdown 4000)")
     assert post(lp, token, []) == {"status": 410}
 
 
@@ -292,7 +283,7 @@ def test_long_poll_uses_the_websockets_auth():
         assert (request(server, "GET", "vsn=2.0.0&token=gamma")[2]) == b'{"status":403}'
         open_session(server, "vsn=2.0.0&token=alpha")
         open_session(server, "vsn=2.0.0", headers={"X-Phoenix-AuthToken": "beta"})
-        assert wait_log(server, "long-poll refuse status=403 reason=")
-        assert any("missing token" in line and "long-poll refuse" in line for line in server.log_lines())
+        assert server.wait_log("long-poll refuse status=403 reason=")
+        server.wait_log("missing token", "long-poll refuse")
     finally:
         server.stop()

@@ -44,8 +44,7 @@ def test_probe_passes_against_a_running_server(shared_server):
         assert status == "ok" and float(ms) >= 0, (name, done.stdout)
     assert "server closed the socket: 4000 'probe'" in rows["fault disconnect"][2]
     assert done.stdout.splitlines()[-1] == "result: ok (10 ok, 0 FAIL, 0 skip)"
-    log = "\n".join(shared_server.log_lines())
-    assert "fault=disconnect topic=fault:probe-" in log
+    shared_server.wait_log("fault=disconnect topic=fault:probe-")
 
 
 def test_probe_json_has_the_same_steps(shared_server):
@@ -63,7 +62,7 @@ def test_probe_sends_the_token_and_masks_it(shared_server):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "s3cr3t" not in done.stdout
     assert "token=***" in done.stdout and "client=probe" in done.stdout
-    assert any("params=client,token" in line for line in shared_server.log_lines())
+    shared_server.wait_log("params=client,token")
 
 
 def test_probe_fails_clearly_against_a_stopped_server():

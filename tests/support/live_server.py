@@ -17,6 +17,8 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.support.waiting import wait_for
+
 __all__ = ["LiveServer", "free_port"]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -89,6 +91,20 @@ class LiveServer:
 
     def log_lines(self) -> list[str]:
         return list(self._lines)
+
+    def wait_logs(self, *needles: str, timeout: float = 10.0, count: int = 1) -> list[str]:
+        """The log lines holding every needle, once there are `count` of them: the server writes its log
+        asynchronously, so a test waits for a line (bounded) instead of asserting it right after an event."""
+        def found() -> list[str]:
+            lines = [line for line in self.log_lines() if all(needle in line for needle in needles)]
+            return lines if len(lines) >= count else []
+
+        return wait_for(found, timeout, f"{count} log line(s) with {needles!r}",
+                        detail=lambda: "last lines:\n" + "\n".join(self.log_lines()[-30:]))
+
+    def wait_log(self, *needles: str, timeout: float = 10.0) -> str:
+        """The first log line holding every needle, waited for (bounded)."""
+        return self.wait_logs(*needles, timeout=timeout)[0]
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int | None:
         if self.proc is None or self.proc.poll() is not None:
