@@ -10,9 +10,10 @@ import struct
 import threading
 import time
 
-from tests.abuse.support import Witnesses, scaled, tracebacks, wait_for
+from tests.abuse.support import Witnesses, scaled, tracebacks
 from tests.support.live_server import LiveServer
 from tests.support.rawws import RawWebSocket
+from tests.support.waiting import wait_for
 
 V2 = "/socket/websocket?vsn=2.0.0"
 

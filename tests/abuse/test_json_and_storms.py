@@ -11,9 +11,10 @@ import time
 
 import pytest
 
-from tests.abuse.support import Witnesses, tracebacks, wait_for
+from tests.abuse.support import Witnesses, tracebacks
 from tests.support.live_server import LiveServer
 from tests.support.rawws import RawWebSocket
+from tests.support.waiting import wait_for
 
 V2 = "/socket/websocket?vsn=2.0.0"
 
