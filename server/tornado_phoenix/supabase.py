@@ -34,7 +34,7 @@ from .logs import esc
 from .protocol import jsoncodec
 from .protocol.errors import DecodeError, EncodeError
 from .protocol.messages import Broadcast, Message, Outgoing, Reply
-from .protocol.serializers import Frame, Serializer, V1JsonSerializer, V2JsonSerializer
+from .protocol.serializers import Frame, Serializer, V1JsonSerializer, V2JsonSerializer, read_binary_fields
 from .protocol.serializers import negotiate as phoenix_negotiate
 from .transport.longpoll import LongPollSessions, PhoenixLongPollHandler
 from .transport.websocket import PhoenixWebSocketHandler
@@ -61,20 +61,8 @@ class SupabaseV2Serializer(V2JsonSerializer):
             raise DecodeError(f"binary frame kind {kind} is not a supabase user broadcast push (kind 3)")
         if len(data) < 7:
             raise DecodeError(f"kind 3 frame of {len(data)} bytes is shorter than its 7-byte header")
-        sizes = data[1:6]
         encoding = data[6]
-        end = 7 + sum(sizes)
-        if end > len(data):
-            raise DecodeError(f"kind 3 header announces {end} bytes, frame has {len(data)}")
-        fields = []
-        offset = 7
-        for size in sizes:
-            try:
-                fields.append(data[offset : offset + size].decode("utf-8"))
-            except UnicodeDecodeError:
-                raise DecodeError("kind 3 header field is not valid UTF-8") from None
-            offset += size
-        join_ref, ref, topic, event, meta = fields
+        (join_ref, ref, topic, event, meta), end = read_binary_fields(data, data[1:6], 7, "kind 3")
         body = data[end:]
         if encoding == _JSON:
             try:

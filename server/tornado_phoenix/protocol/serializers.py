@@ -74,19 +74,7 @@ class V2JsonSerializer(Serializer):
             raise DecodeError(f"binary frame of {len(data)} bytes is shorter than the 5-byte push header")
         if data[0] != _PUSH:
             raise DecodeError(f"binary frame kind {data[0]} is not a client push (kind 0)")
-        sizes = data[1:5]
-        end = 5 + sum(sizes)
-        if end > len(data):
-            raise DecodeError(f"binary push header announces {end} bytes, frame has {len(data)}")
-        fields = []
-        offset = 5
-        for size in sizes:
-            try:
-                fields.append(data[offset : offset + size].decode("utf-8"))
-            except UnicodeDecodeError:
-                raise DecodeError("binary push field is not valid UTF-8") from None
-            offset += size
-        join_ref, ref, topic, event = fields
+        (join_ref, ref, topic, event), end = read_binary_fields(data, data[1:5], 5, "binary push")
         return Message(join_ref, ref, topic, event, data[end:])
 
     def encode(self, message: Outgoing) -> Frame:
@@ -161,6 +149,22 @@ class V1JsonSerializer(Serializer):
         return Frame(jsoncodec.dumps(body))
 
     encode_broadcast = encode
+
+
+def read_binary_fields(data: bytes, sizes: bytes, offset: int, what: str) -> tuple[list[str], int]:
+    """The UTF-8 header fields of a binary frame, whose byte sizes are `sizes`, starting at `offset`; returns
+    them and where the payload starts. Shared by Phoenix's kind 0 push and supabase's kind 3 broadcast."""
+    end = offset + sum(sizes)
+    if end > len(data):
+        raise DecodeError(f"{what} header announces {end} bytes, frame has {len(data)}")
+    fields = []
+    for size in sizes:
+        try:
+            fields.append(data[offset : offset + size].decode("utf-8"))
+        except UnicodeDecodeError:
+            raise DecodeError(f"{what} field is not valid UTF-8") from None
+        offset += size
+    return fields, end
 
 
 def _binary(kind: int, *fields: Any) -> bytes:
