@@ -31,8 +31,6 @@ REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "tests" / "artifacts"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 FACT = "/etc/ansible/facts.d/tornado_phoenix.fact"
-# The room:* channel (issue 9) is part of the server: then its document must survive redeploys and the reboot.
-HAS_ROOMS = (REPO / "server/tornado_phoenix/channels/room.py").exists()
 DOC_TEXT = "written before the redeploy and the reboot"
 MAKE_TIMEOUT = 1800
 
@@ -144,8 +142,8 @@ def test_deploy_lifecycle_on_a_fresh_vps(sandbox_vm, base_image, timings):
     assert "TP_FAULTS=off" in env and "TP_YJS_STORE=sqlite:////var/lib/tornado-phoenix/yjs.sqlite3" in env
     assert vm.ssh("stat -c %u /var/lib/tornado-phoenix").stdout.strip() == "10001"
     vm.ssh("docker exec tornado-phoenix sh -c 'echo kept > /var/lib/tornado-phoenix/e2e-marker'")
-    if HAS_ROOMS:  # a real Yjs update (pycrdt) through room:*, read back after the redeploys and the reboot
-        asyncio.run(yjs_doc.write(f"ws://{addr}:{port}/socket", "room:e2e", DOC_TEXT))
+    # A real Yjs update (pycrdt) through room:*, read back after the redeploys, the reboot and the rollback.
+    asyncio.run(yjs_doc.write(f"ws://{addr}:{port}/socket", "room:e2e", DOC_TEXT))
 
     # 1b. A standalone verify with the same arguments (the key reaches testinfra through the inventory).
     out = make(vm, timings, "verify", "verify")
@@ -193,8 +191,7 @@ def test_deploy_lifecycle_on_a_fresh_vps(sandbox_vm, base_image, timings):
     assert vm.boot_id() != boot_before
     assert f"back on port {port}" in out and f"verified {addr}:" in result_line(out)
     assert vm.ssh("cat /var/lib/tornado-phoenix/e2e-marker").stdout.strip() == "kept", "the data dir must survive"
-    if HAS_ROOMS:
-        assert asyncio.run(yjs_doc.read(f"ws://{addr}:{port}/socket", "room:e2e")) == DOC_TEXT
+    assert asyncio.run(yjs_doc.read(f"ws://{addr}:{port}/socket", "room:e2e")) == DOC_TEXT
 
     # 5. The app is stopped and another program takes its port: the next deploy moves to a free port.
     vm.ssh("systemctl stop tornado-phoenix && "
@@ -233,8 +230,7 @@ def test_deploy_lifecycle_on_a_fresh_vps(sandbox_vm, base_image, timings):
     assert health(vm, new_port)["status"] == "ok"
     assert f"rolled back {addr} to {app['version']}" in result_line(out)
     assert vm.ssh("cat /var/lib/tornado-phoenix/e2e-marker").stdout.strip() == "kept"
-    if HAS_ROOMS:
-        assert asyncio.run(yjs_doc.read(f"ws://{addr}:{new_port}/socket", "room:e2e")) == DOC_TEXT
+    assert asyncio.run(yjs_doc.read(f"ws://{addr}:{new_port}/socket", "room:e2e")) == DOC_TEXT
 
     # 8. Remove: nothing of the app remains; Docker, the decoys and the squatter are untouched.
     out = make(vm, timings, "remove", "remove")
