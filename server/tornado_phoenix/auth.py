@@ -73,24 +73,22 @@ def bearer_from_protocols(header: str | None) -> str | None:
     return None
 
 
+# The reason a refused token is logged with; first match wins (several errors subclass DecodeError).
+_JWT_REASONS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
+    (jwt.ExpiredSignatureError, "expired"),
+    (jwt.InvalidAudienceError, "wrong audience"),
+    (jwt.InvalidIssuerError, "wrong issuer"),
+    (jwt.ImmatureSignatureError, "not yet valid"),
+    (jwt.InvalidSignatureError, "bad signature"),
+    (jwt.InvalidAlgorithmError, "algorithm not allowed"),
+    (jwt.DecodeError, "malformed token"),
+)
+
+
 def _jwt_reason(exc: jwt.PyJWTError) -> str:
-    if isinstance(exc, jwt.ExpiredSignatureError):
-        return "expired"
-    if isinstance(exc, jwt.InvalidAudienceError):
-        return "wrong audience"
-    if isinstance(exc, jwt.InvalidIssuerError):
-        return "wrong issuer"
-    if isinstance(exc, jwt.ImmatureSignatureError):
-        return "not yet valid"
     if isinstance(exc, jwt.MissingRequiredClaimError):
         return f"missing {exc.claim}"
-    if isinstance(exc, jwt.InvalidSignatureError):
-        return "bad signature"
-    if isinstance(exc, jwt.InvalidAlgorithmError):
-        return "algorithm not allowed"
-    if isinstance(exc, jwt.DecodeError):
-        return "malformed token"
-    return "invalid token"
+    return next((reason for kind, reason in _JWT_REASONS if isinstance(exc, kind)), "invalid token")
 
 
 class Authenticator:
