@@ -26,6 +26,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "sandbox"))
 
+# These tests run `make deploy …` as a user types it, at the top level. Under `make test` pytest inherits the outer
+# make's MAKELEVEL/MAKEFLAGS, which would turn the inner make's last line into "make[1]: *** …" and hand it the outer
+# jobserver: drop them for every subprocess started from here.
+for _name in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES"):
+    os.environ.pop(_name, None)
+
 from harness import REPO_ROOT, SandboxVM, ensure_base_image, ensure_docker_engine  # noqa: E402
 
 

@@ -91,7 +91,8 @@ def user_args(vm) -> list[str]:
 def result_line(out: str) -> str:
     lines = [line for line in out.splitlines() if line.startswith("result: ")]
     assert len(lines) == 1, f"expected exactly one result line:\n{out[-3000:]}"
-    assert out.rstrip().splitlines()[-1] == lines[0] or "make: ***" in out.rstrip().splitlines()[-1]
+    last = out.rstrip().splitlines()[-1]
+    assert last == lines[0] or re.match(r"make(\[\d+\])?: \*\*\*", last), last
     return lines[0]
 
 

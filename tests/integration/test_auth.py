@@ -64,21 +64,24 @@ def test_valid_hs256_token_connects_and_sub_is_the_presence_key(jwt_server):
         assert list(state[4]) == ["alice"]  # the token's sub, not the user_id join param
 
 
+# Tokens are made when the test runs, not at collection: a suite that reaches this file more than a token's
+# lifetime after it started would otherwise see every one of them "expired".
 @pytest.mark.parametrize(
-    ("token", "reason"),
+    ("make_token", "reason"),
     [
-        (None, "missing token"),
-        (make_jwt(key="another-secret-0123456789abcdef0"), "bad signature"),
-        (make_jwt(ttl=-120), "expired"),
-        (make_jwt(aud="someone-else"), "wrong audience"),
-        (make_jwt(exp=None), "missing exp"),
-        ("not.a.jwt", "malformed token"),
-        (jwt.encode({"sub": "x", "exp": int(time.time()) + 60, "aud": AUDIENCE}, None, algorithm="none"),
+        (lambda: None, "missing token"),
+        (lambda: make_jwt(key="another-secret-0123456789abcdef0"), "bad signature"),
+        (lambda: make_jwt(ttl=-120), "expired"),
+        (lambda: make_jwt(aud="someone-else"), "wrong audience"),
+        (lambda: make_jwt(exp=None), "missing exp"),
+        (lambda: "not.a.jwt", "malformed token"),
+        (lambda: jwt.encode({"sub": "x", "exp": int(time.time()) + 60, "aud": AUDIENCE}, None, algorithm="none"),
          "algorithm not allowed"),
     ],
     ids=["missing", "bad-signature", "expired", "wrong-audience", "no-exp", "malformed", "alg-none"],
 )
-def test_refused_token_is_403_and_the_log_names_the_reason_not_the_token(jwt_server, token, reason):
+def test_refused_token_is_403_and_the_log_names_the_reason_not_the_token(jwt_server, make_token, reason):
+    token = make_token()
     with pytest.raises(HandshakeRefused) as refused:
         connect(jwt_server, token)
     assert refused.value.status == 403
