@@ -34,7 +34,9 @@ class Server:
         self._flusher: tornado.ioloop.PeriodicCallback | None = None
 
     def start(self, *, reuse_port: bool = False) -> None:
-        """`reuse_port`: a --workers process; its siblings listen on the same port (workers.py)."""
+        """`reuse_port`: a --workers process; its siblings listen on the same ports (workers.py): the main port, and
+        TP_METRICS_BIND / TP_API_BIND when set (any worker answers: /metrics reads every worker's figures, the API
+        delivers through pub/sub to the members of every worker)."""
         settings = self.settings
         _raise_descriptor_limit(settings.max_connections)
         self.http = self._http_server(self.app)
@@ -46,7 +48,7 @@ class Server:
         if self.settings.metrics and self.settings.metrics_bind:
             host, port = metrics_address(self.settings.metrics_bind)
             self.metrics_http = tornado.httpserver.HTTPServer(make_metrics_app(self.endpoint))
-            self.metrics_http.listen(port, host)
+            self.metrics_http.listen(port, host, reuse_port=reuse_port)
             log.info("metrics on http://%s:%s/metrics", host, port)
         if self.endpoint.metrics.multiprocess_dir:
             # another worker's scrape reads this process's files: keep them current
@@ -64,7 +66,7 @@ class Server:
         if api is not None:
             self.api_http = self._http_server(make_api_app(self.endpoint))
             try:
-                self.api_http.listen(api[1], api[0])
+                self.api_http.listen(api[1], api[0], reuse_port=reuse_port)
             except OSError as exc:
                 self.http.stop()
                 raise ApiBindError(f"cannot listen on {api[0]}:{api[1]} for the API: {exc.strerror or exc} "

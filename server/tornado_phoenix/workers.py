@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from prometheus_client import multiprocess
 
-from .config import Settings
+from .config import Settings, metrics_address
 
 if TYPE_CHECKING:
     from .endpoint import Endpoint
@@ -129,24 +130,42 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
         pass
 
 
-def _check_port(settings: Settings) -> None:
-    """Fail before forking when the port is taken (a clear error instead of N crashing workers)."""
-    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((settings.host, settings.port))
+def _listen_addresses(settings: Settings) -> list[tuple[str, str, int]]:
+    """Every address the workers share: (the setting that names it, host, port)."""
+    addresses = [("TP_PORT/--port", settings.host, settings.port)]
+    if settings.metrics and settings.metrics_bind:
+        addresses.append(("TP_METRICS_BIND", *metrics_address(settings.metrics_bind)))
+    if settings.api_address is not None:
+        addresses.append(("TP_API_BIND", *settings.api_address))
+    return addresses
+
+
+def _check_ports(settings: Settings) -> str | None:
+    """Fail before forking when a shared port is taken (a clear error instead of N crashing workers)."""
+    for name, host, port in _listen_addresses(settings):
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        try:
+            with socket.socket(family, socket.SOCK_STREAM) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                sock.bind((host, port))
+        except OSError as exc:
+            return f"cannot listen on {host}:{port}: {exc.strerror or exc} (is another process using it? set {name})"
+    return None
 
 
 def supervise(settings: Settings, argv: list[str]) -> int:
     """Run `settings.worker_count()` workers (`serve` with argv + --workers 1) until SIGTERM/SIGINT."""
     count = settings.worker_count()
-    try:
-        _check_port(settings)
-    except OSError as exc:
-        log.error("cannot listen on %s:%s: %s (is another process using the port? set TP_PORT/--port)",
-                  settings.host, settings.port, exc.strerror or exc)
+    problem = _check_ports(settings)
+    if problem:
+        log.error("%s", problem)
         return 1
     stats_dir = tempfile.mkdtemp(prefix="tornado-phoenix-workers-")
+    # prometheus-client's multi-process mode: each worker writes its metrics to files here and a scrape of any
+    # worker reads them all (metrics.py), so /metrics (main port or TP_METRICS_BIND) counts the whole host.
+    metrics_dir = os.path.join(stats_dir, "metrics")
+    os.mkdir(metrics_dir)
+    worker_env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
     stopping = False
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -161,7 +180,7 @@ def supervise(settings: Settings, argv: list[str]) -> int:
     def spawn(index: int) -> subprocess.Popen[bytes]:
         cmd = [sys.executable, "-m", "tornado_phoenix", *argv, "--workers", "1",
                "--worker-index", str(index), "--worker-stats-dir", stats_dir]
-        proc = subprocess.Popen(cmd, preexec_fn=_die_with_parent)
+        proc = subprocess.Popen(cmd, preexec_fn=_die_with_parent, env=worker_env)
         started[index] = time.monotonic()
         return proc
 
@@ -191,6 +210,8 @@ def supervise(settings: Settings, argv: list[str]) -> int:
                     on_signal(signal.SIGTERM, None)
                     break
                 log.warning("worker %d (pid %d) exited with status %s; restarting it", index, proc.pid, status)
+                # its gauges (connections, channels) leave the sums; its counters stay counted
+                multiprocess.mark_process_dead(proc.pid, metrics_dir)
                 procs[index] = spawn(index)
         deadline = time.monotonic() + settings.shutdown_timeout + 5.0
         for index, proc in procs.items():

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import urllib.request
 
-from tests.support.live_server import REPO, LiveServer
+from tests.integration.test_api import SECRET, api
+from tests.support.live_server import REPO, LiveServer, free_port
 
 from .conftest import Member, wait_for
 
@@ -75,6 +78,9 @@ def test_three_workers_share_one_port_and_survive_a_dead_worker(redis):
         wait_for(lambda: connections() == survivors_count, "the survivors' connections")
         alive = [member for member in members if not gone(member)]
         assert len(alive) == survivors_count
+        # /metrics on the main port sums the live workers: the dead one's connections left the gauge
+        wait_for(lambda: metric(server.port, "tornado_phoenix_connections") == survivors_count,
+                 "/metrics to count the survivors' connections", timeout=15)
         # the dead worker's members leave on every other worker (TP_PRESENCE_DOWN_AFTER=2)
         still = sorted(f"user{members.index(member)}" for member in alive)
         for member in alive:
@@ -101,6 +107,17 @@ def test_three_workers_share_one_port_and_survive_a_dead_worker(redis):
         server.stop()
 
 
+def metric(port: int, name: str) -> float | None:
+    """The value of one sample of /metrics on 127.0.0.1:port (None when absent or the request failed)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return None
+    values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.rsplit(" ", 1)[0] == name]
+    return sum(values) if values else None
+
+
 def gone(member: Member) -> bool:
     """True when the member's connection died (its worker was killed); frames read meanwhile are kept."""
     try:
@@ -110,3 +127,51 @@ def gone(member: Member) -> bool:
         return False
     except (AssertionError, OSError):  # EOF, a close frame or a reset
         return True
+
+
+def test_workers_share_the_metrics_and_api_ports(redis):
+    """TP_METRICS_BIND and TP_API_BIND with --workers 2: every worker serves them (SO_REUSEPORT, like the main
+    port), a scrape counts the connects of every worker, an API broadcast reaches the members of every worker."""
+    metrics_port, api_port = free_port(), free_port()
+    server = LiveServer(env={"TP_PUBSUB": redis.url, "TP_SECRET_KEY_BASE": "k" * 64, "TP_API_SECRET": SECRET,
+                             "TP_METRICS_BIND": f"127.0.0.1:{metrics_port}", "TP_API_BIND": f"127.0.0.1:{api_port}"},
+                        args=["--workers", "2"])
+    server.start()
+    try:
+        wait_for(lambda: len(w := server.health().get("workers", [])) == 2 and all(x["pubsub"]["connected"] for x in w),
+                 "two workers connected to Redis", timeout=20)
+        assert server.output().count(f"metrics on http://127.0.0.1:{metrics_port}/metrics") == 2
+        members = [Member(server.port, "test:shared-ports", f"user{i}") for i in range(12)]
+        health = wait_for(lambda: (h := server.health())["connections"] == 12 and h, "12 connections")
+        assert all(w["connections"] for w in health["workers"]), health["workers"]  # both workers hold members
+
+        def scrape() -> float:
+            return metric(metrics_port, 'tornado_phoenix_connects_total{result="ok"}')
+
+        # each scrape is a new connection, hashed to either worker; all of them count all 12 connects
+        wait_for(lambda: scrape() == 12, "a scrape to count the connects of both workers", timeout=15)
+        assert [scrape() for _ in range(6)] == [12.0] * 6
+
+        status, body = api(api_port, "POST", "/api/broadcast",
+                           {"topic": "test:shared-ports", "event": "shout", "payload": {"from": "api"}})
+        assert status == 200, body
+        for member in members:
+            assert member.next_event("shout")[4] == {"from": "api"}
+    finally:
+        server.stop()
+
+
+def test_workers_stop_at_start_when_the_metrics_port_is_taken(redis):
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "tornado_phoenix", "serve", "--workers", "2", "--port", str(free_port())],
+            cwd=REPO, capture_output=True, text=True, timeout=30,
+            env={**os.environ, "TP_PUBSUB": redis.url, "TP_SECRET_KEY_BASE": "k" * 64,
+                 "TP_METRICS_BIND": f"127.0.0.1:{taken}"},
+        )
+    assert proc.returncode == 1
+    out = proc.stdout + proc.stderr
+    assert f"cannot listen on 127.0.0.1:{taken}" in out and "TP_METRICS_BIND" in out
