@@ -58,4 +58,4 @@ run(async ({ url, phoenix, transport, recorder, requireOpen }) => {
   sa.disconnect();
   sb.disconnect();
   return { steps, replies, gotA, gotB };
-}, { timeoutMs: 60000 });
+}, { timeoutMs: 40000 });
