@@ -15,6 +15,9 @@ A session is one PhoenixSocket (the same state machine as the WebSocket's) whose
 next GET; the buffer is handed over when a GET answers. Frames are the WebSocket's text frames, byte for byte.
 Binary frames from the server cannot travel (Phoenix would put raw bytes into JSON): a channel that sends one
 is crashed with a logged error naming the cause, and the client gets `phx_error` for it.
+
+The token signs `["v1", "phx:lp:<session key>"]`, plus the owner node's id on a Redis pub/sub; there a request
+for a session this process does not hold goes to its owner (longpoll_routing.py) before it counts as unknown.
 """
 
 from __future__ import annotations
