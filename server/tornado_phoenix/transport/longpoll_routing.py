@@ -32,6 +32,7 @@ import asyncio
 import base64
 import itertools
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from ..logs import esc
@@ -60,6 +61,7 @@ class LongPollRouter:
         self.forwarded = 0  # requests this node forwarded
         self.served = 0  # requests this node answered for other nodes
         self._refs = itertools.count(1)
+        self._down_logged = float("-inf")
         pubsub.on(_KIND, self._on_request)
         pubsub.on(_REPLY, self._on_reply)
 
@@ -89,8 +91,11 @@ class LongPollRouter:
         if not owner or owner == self.node_id:
             return None  # ours (or a one-process token): not in by_key, so it is gone
         if not self.pubsub.connected:
-            log.info("long-poll session of node=%s unreachable: pub/sub is down; answering as for an unknown "
-                     "session", esc(owner))
+            now = time.monotonic()
+            if now - self._down_logged >= 10.0:  # one line per 10 s while Redis is down, not one per request
+                self._down_logged = now
+                log.info("long-poll session of node=%s unreachable: pub/sub is down; answering as for an "
+                         "unknown session until Redis is back", esc(owner))
             return None
         return key, owner
 
@@ -189,13 +194,16 @@ class LongPollRouter:
             body = envelope["b"].encode("utf-8") if "b" in envelope else base64.b64decode(envelope.get("x", ""))
             self._reply(node, ref, {"s": dispatch_body(session, body, bool(envelope.get("nd")))})
         elif op == "poll":
-            asyncio.get_running_loop().create_task(self._hold(session, node, ref))
+            # Registered now, not when the task starts: a "cancel" right behind the poll must find it.
+            cancelled = asyncio.get_running_loop().create_future()  # set by "cancel"; distinct from a newer poll
+            self.held[(node, ref)] = cancelled
+            asyncio.get_running_loop().create_task(self._hold(session, node, ref, cancelled))
 
-    async def _hold(self, session: LongPollSession, node: str, ref: str) -> None:
+    async def _hold(self, session: LongPollSession, node: str, ref: str, cancelled: asyncio.Future[None]) -> None:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        cancelled = asyncio.get_running_loop().create_future()  # set by "cancel"; distinct from a newer poll
-        self.held[(node, ref)] = cancelled
         try:
+            if cancelled.done():
+                return
             session.touch()
             if not session.buffer:
                 self._reply(node, ref, {"a": 1})
