@@ -186,3 +186,20 @@ def test_owner_session_ended_or_owner_killed_is_410_with_a_new_token(nodes):
     assert post(b, fresh, ["1", "1", "echo:y", "phx_join", {}]) == b'{"status":200}'
     assert poll_until(b, fresh, 1)[0][3] == "phx_reply"
     assert routing(b)["forwarding"] == 0
+
+
+def test_the_supabase_long_poll_mount_is_routed_too_and_kept_apart(nodes):
+    from tests.integration import test_longpoll as lp
+
+    a, b = nodes
+    path = "/realtime/v1/longpoll"
+    join = ('["1","1","realtime:room","phx_join",{"config":{"broadcast":{"self":true},"presence":{"key":"",'
+            '"enabled":true},"postgres_changes":[],"private":false}}]')
+    token = lp.open_session(a, "vsn=2.0.0&apikey=anon", path=path)
+    shout = '["1","2","realtime:room","broadcast",{"type":"broadcast","event":"e","payload":{}}]'
+    assert lp.post(b, token, [join, shout], path=path) == {"status": 200}
+    got = lp.poll_until(b, token, 3, path=path)
+    assert got[2] == '[null,null,"realtime:room","broadcast",{"event":"e","payload":{},"type":"broadcast"}]'
+    # The same secret signs both mounts, but a /realtime/v1 session is not reachable through /socket.
+    assert lp.post(b, token, [shout]) == {"status": 410}
+    assert routing(b)["forwarding"] == 0

@@ -8,14 +8,16 @@ the token (the same TP_SECRET_KEY_BASE everywhere) and forwards it over the Redi
 (pubsub/redis.py), then answers its client with the owner's status and frames, byte for byte what a local
 poll answers:
 
-    B <- POST /socket/longpoll?vsn=2.0.0&token=T   ["3","3","test:lobby","shout",{"a":1}]
-    B -> PUBLISH tp:default {"k":"lp","n":"B","o":"post","to":"A","t":"phx:lp:…","mt":0,"r":"7","b":"[\\"3\\",…]\\n","nd":1}
-    A -> PUBLISH tp:default {"k":"lpr","n":"A","to":"B","r":"7","s":200}             B answers {"status":200}
+    B <- POST /socket/longpoll?vsn=2.0.0&token=T      ["3","3","test:lobby","shout",{"a":1}]
+    B -> PUBLISH tp:default {"b":"[\\"3\\",\\"3\\",\\"test:lobby\\",\\"shout\\",{\\"a\\":1}]","k":"lp","mt":0,"n":"B","nd":1,
+                             "o":"post","r":"7","t":"phx:lp:…","to":"A"}
+    A -> PUBLISH tp:default {"k":"lpr","n":"A","r":"7","s":200,"to":"B"}          B answers {"status":200}
     B <- GET  /socket/longpoll?vsn=2.0.0&token=T
-    B -> PUBLISH tp:default {"k":"lp","n":"B","o":"poll","to":"A","t":"phx:lp:…","mt":0,"r":"8"}
-    A -> PUBLISH tp:default {"k":"lpr","n":"A","to":"B","r":"8","a":1}          (nothing buffered: A holds the poll)
-    A -> PUBLISH tp:default {"k":"lpr","n":"A","to":"B","r":"8","s":200,"m":["[\\"3\\",\\"3\\",…,\\"phx_reply\\",…]"]}
+    B -> PUBLISH tp:default {"k":"lp","mt":0,"n":"B","o":"poll","r":"8","t":"phx:lp:…","to":"A"}
+    A -> PUBLISH tp:default {"a":1,"k":"lpr","n":"A","r":"8","to":"B"}      (nothing buffered yet: A holds the poll)
+    A -> PUBLISH tp:default {"k":"lpr","m":["[\\"3\\",\\"3\\",…,\\"phx_reply\\",…]"],"n":"A","r":"8","s":200,"to":"B"}
                                             B answers {"messages":["[\\"3\\",…]"],"status":200,"token":"T"}
+    ("mt": which long-poll mount, /socket or /realtime/v1; "n": the sending node's id; "a": ack; "g": gone)
 
 The owner holds a forwarded poll as it holds a local one (up to TP_LONGPOLL_WINDOW, then `"s":204,"m":[]`);
 a poll whose client went away sends `"o":"cancel"` and the frames stay buffered. The owner answers at once
