@@ -27,6 +27,7 @@ from .pubsub.base import PubSub
 from .pubsub.local import LocalPubSub
 from .transport.http import HealthHandler, NotFoundHandler
 from .transport.longpoll import LongPollSessions, PhoenixLongPollHandler
+from .transport.longpoll_routing import LongPollRouter
 from .transport.websocket import PhoenixWebSocketHandler
 
 __all__ = ["default_router", "make_app", "make_api_app", "STATIC_DIR"]
@@ -82,6 +83,10 @@ def make_app(
         pubsub.metrics = endpoint.metrics  # type: ignore[attr-defined]  # broadcasts and fan-out sizes
     base = settings.socket_path.rstrip("/")
     sessions = LongPollSessions(endpoint, settings.secret_key_base)
+    # Redis pub/sub: long-poll requests for a session another worker/node holds are forwarded to it.
+    endpoint.longpoll_router = LongPollRouter.for_pubsub(pubsub)
+    if endpoint.longpoll_router is not None:
+        endpoint.longpoll_router.attach(sessions)
     transports: list[Any] = []
     if settings.websocket:  # TP_WEBSOCKET=off: upgrades get 404, clients fall back to long-poll
         transports.append((rf"{base}/websocket/?", PhoenixWebSocketHandler, {"endpoint": endpoint}))

@@ -129,6 +129,7 @@ class Endpoint:
         self.connections: set[PhoenixWebSocketHandler] = set()
         self.channels = 0
         self.workers: Any = None  # workers.WorkerBoard in a --workers process
+        self.longpoll_router: Any = None  # transport/longpoll_routing.LongPollRouter on a cross-node pub/sub
         self.outbound = OutboundBudget(settings.max_pending_bytes_total, settings.max_pending_bytes)
         self.fault_budget = FaultBudget()  # what fault:* may hold at once (channels/fault.py)
         self.draining = False  # set by Server.shutdown: no presence leave broadcasts while everyone leaves

@@ -205,6 +205,8 @@ def supabase_routes(endpoint: Endpoint, sessions: LongPollSessions) -> list[Any]
     sub = supabase_endpoint(endpoint)
     allowed = endpoint.settings.allowed_apikeys
     lp_sessions = LongPollSessions(sub, signer=sessions.signer)  # one secret for both mounts
+    if sessions.router is not None:  # several nodes: this mount's sessions are routed too
+        sessions.router.attach(lp_sessions)
     return [
         (rf"{MOUNT}/websocket/?", SupabaseWebSocketHandler, {"endpoint": sub}),
         (rf"{MOUNT}/longpoll/?", PhoenixLongPollHandler,

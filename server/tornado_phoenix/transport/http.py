@@ -30,6 +30,9 @@ class HealthHandler(tornado.web.RequestHandler):
             "limits": endpoint.limits.snapshot(),
             "pubsub": pubsub,
         }
+        router = endpoint.longpoll_router
+        if router is not None:  # long-poll routing across nodes: this process's sessions and in-flight forwards
+            body["longpoll"] = router.health()
         if endpoint.workers is not None:  # --workers: the sum over the live workers, and each one's state
             workers = endpoint.workers.all()
             body["connections"] = sum(worker["connections"] for worker in workers)

@@ -15,6 +15,9 @@ A session is one PhoenixSocket (the same state machine as the WebSocket's) whose
 next GET; the buffer is handed over when a GET answers. Frames are the WebSocket's text frames, byte for byte.
 Binary frames from the server cannot travel (Phoenix would put raw bytes into JSON): a channel that sends one
 is crashed with a logged error naming the cause, and the client gets `phx_error` for it.
+
+The token signs `["v1", "phx:lp:<session key>"]`, plus the owner node's id on a Redis pub/sub; there a request
+for a session this process does not hold goes to its owner (longpoll_routing.py) before it counts as unknown.
 """
 
 from __future__ import annotations
@@ -42,8 +45,9 @@ from .websocket import PhoenixWebSocketHandler
 
 if TYPE_CHECKING:
     from ..endpoint import Endpoint
+    from .longpoll_routing import LongPollRouter
 
-__all__ = ["LongPollSession", "LongPollSessions", "PhoenixLongPollHandler"]
+__all__ = ["LongPollSession", "LongPollSessions", "PhoenixLongPollHandler", "dispatch_body"]
 
 log = logging.getLogger("tornado_phoenix.transport")
 
@@ -65,6 +69,7 @@ class LongPollSession:
         self._expiry: Any = None
         self._silent_until = 0.0
         self.opened_at = self.last_poll
+        self.reached_from: set[str] = set()  # other nodes whose requests were forwarded here (logged once each)
 
     # ---- Transport interface for PhoenixSocket --------------------------------------------------------
 
@@ -104,6 +109,29 @@ class LongPollSession:
 
     def touch(self) -> None:
         self.last_poll = IOLoop.current().time()
+
+    async def wait_for_frames(self, waiter: asyncio.Future[None]) -> None:
+        """Hold a poll (local, or forwarded from another node) until frames arrive, a newer poll takes over, the
+        session ends, `waiter` is set by the caller (its client went away) or the window passes."""
+        self.touch()
+        if self.buffer:
+            return
+        previous = self.waiter
+        if previous is not None and not previous.done():
+            previous.set_result(None)  # a newer poll takes over; the older one answers now (204)
+        self.waiter = waiter
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), self.sessions.window)
+        except TimeoutError:
+            pass
+        if self.waiter is waiter:
+            self.waiter = None
+        self.touch()
+
+    def take(self) -> list[str]:
+        """The buffered frames, handed over (Phoenix keeps no copy: a lost response loses them)."""
+        messages, self.buffer = self.buffer, []
+        return messages
 
     def arm_expiry(self) -> None:
         self._expiry = IOLoop.current().call_later(self.sessions.lifetime, self._check_expiry)
@@ -168,6 +196,41 @@ def binary_frame_topic(data: bytes) -> str | None:
     return None
 
 
+def dispatch_body(session: LongPollSession, raw: bytes, ndjson: bool) -> int:
+    """Hand a POST body's frames to the session's socket; the status the POST answers (200, 408 or 410)."""
+    try:
+        body = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        session.reject(CloseCode.INVALID_PAYLOAD, "POST body is not valid UTF-8")
+        return 408
+    lines = [line for line in body.replace("\r\n", "\n").split("\n") if line][:_MAX_LINES] if ndjson else [body]
+    if session.silent():
+        lines = []  # fault:* silence: dropped unread, as a network partition would lose them
+    for line in lines:
+        phx = session.phx
+        if phx is None:
+            return 410
+        try:
+            if line.startswith("[") or not ndjson:
+                message = session.serializer.decode_text(line)
+            else:
+                try:
+                    data = base64.b64decode(line, validate=True)
+                except binascii.Error:
+                    raise ProtocolError("an NDJSON line is neither a JSON array nor base64") from None
+                message = session.serializer.decode_binary(data)
+            phx.handle_message(message)
+        except ProtocolError as exc:
+            # Phoenix's session process crashes on a bad frame; the POST answers 408 and the session is gone.
+            session.reject(CloseCode.INTERNAL_ERROR, str(exc)[:200])
+            return 408
+        except Exception:
+            log.exception("conn=%s internal error while handling a long-poll frame", session._conn())
+            session.close("internal error")
+            return 408
+    return 200
+
+
 class LongPollSessions:
     """Every long-poll session of one server, and the signer of their tokens."""
 
@@ -184,6 +247,9 @@ class LongPollSessions:
         self.window = endpoint.settings.longpoll_window
         self.lifetime = self.window * 1.5
         self.by_key: dict[str, LongPollSession] = {}
+        # Set by longpoll_routing.LongPollRouter.attach when the pub/sub spans nodes; None: one process, and
+        # tokens stay ["v1", key] as before.
+        self.router: LongPollRouter | None = None
 
     def open(self, serializer: Serializer, params: dict[str, Any], assigns: dict[str, Any],
              peer: str, make_socket: Callable[..., PhoenixSocket] = PhoenixSocket) -> tuple[LongPollSession, str]:
@@ -199,16 +265,25 @@ class LongPollSessions:
             IOLoop.current().call_later(max(0.0, expires_at - time.time()), session.close, "token expired")
         log.info("conn=%s long-poll connect peer=%s vsn=%s params=%s", session.phx.id, peer, serializer.vsn,
                  esc(",".join(sorted(params))) if params else "-")
-        return session, self.signer.sign(["v1", key])
+        owner = [self.router.node_id] if self.router is not None else []
+        return session, self.signer.sign(["v1", key, *owner])
 
-    def find(self, token: str | None) -> tuple[LongPollSession, str] | None:
+    def verify(self, token: str | None) -> tuple[str, str] | None:
+        """(session key = its private topic, owner node or "") from a token this secret signed, else None."""
         if not token:
             return None
         data = self.signer.verify(token)
-        if not (isinstance(data, list) and len(data) == 2 and data[0] == "v1"):
+        if not (isinstance(data, list) and len(data) in (2, 3) and data[0] == "v1"
+                and all(isinstance(item, str) for item in data)):
             return None
-        session = self.by_key.get(data[1])
-        return None if session is None or session.closed else (session, token)
+        return data[1], data[2] if len(data) == 3 else ""
+
+    def find(self, token: str | None) -> tuple[LongPollSession, str] | None:
+        verified = self.verify(token)
+        if verified is None:
+            return None
+        session = self.by_key.get(verified[0])
+        return None if session is None or session.closed else (session, token)  # type: ignore[return-value]
 
     def forget(self, session: LongPollSession) -> None:
         if self.by_key.get(session.key) is session:
@@ -267,27 +342,26 @@ class PhoenixLongPollHandler(tornado.web.RequestHandler):
                         esc(self.request.headers.get("Origin")), self._peer())
             self._status(403)
             return
-        found = self.sessions.find(self._token())
+        token = self._token()
+        found = self.sessions.find(token)
         if found is None:
+            router = self.sessions.router
+            if router is not None and token:  # several nodes: the session may live on another one
+                self._waiter = asyncio.get_running_loop().create_future()
+                answer = await router.forward_poll(self.sessions, token, self._waiter)
+                if self._gone:
+                    return
+                if answer is not None:
+                    self._status(answer[0], token, answer[1])
+                    return
             self._open(serializer)
             return
         session, token = found
-        session.touch()
-        if not session.buffer:
-            previous = session.waiter
-            if previous is not None and not previous.done():
-                previous.set_result(None)  # a newer poll takes over; the older one answers now (204)
-            waiter = session.waiter = self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await asyncio.wait_for(asyncio.shield(waiter), self.sessions.window)
-            except TimeoutError:
-                pass
-            if session.waiter is waiter:
-                session.waiter = None
-            session.touch()
-            if self._gone:
-                return  # the client went away: the frames stay for its next poll
-        messages, session.buffer = session.buffer, []
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        await session.wait_for_frames(waiter)
+        if self._gone:
+            return  # the client went away: the frames stay for its next poll
+        messages = session.take()
         # A session that ended while this GET waited answers 204; the next GET gets 410 and a new session.
         self._status(200 if messages else 204, token, messages)
 
@@ -321,51 +395,19 @@ class PhoenixLongPollHandler(tornado.web.RequestHandler):
 
     # ---- POST: client frames ----------------------------------------------------------------------------
 
-    def post(self) -> None:
+    async def post(self) -> None:
         if self._negotiate(self.get_query_argument("vsn", None)) is None:
             self._status(403)
             return
-        found = self.sessions.find(self._token())
-        if found is None:
-            self._status(410)
-            return
-        session = found[0]
         ndjson = self.request.headers.get("Content-Type", "").startswith("application/x-ndjson")
-        try:
-            body = self.request.body.decode("utf-8")
-        except UnicodeDecodeError:
-            session.reject(CloseCode.INVALID_PAYLOAD, "POST body is not valid UTF-8")
-            self._status(408)
+        token = self._token()
+        found = self.sessions.find(token)
+        if found is not None:
+            self._status(dispatch_body(found[0], self.request.body, ndjson))
             return
-        lines = [line for line in body.replace("\r\n", "\n").split("\n") if line][:_MAX_LINES] if ndjson else [body]
-        if session.silent():
-            lines = []  # fault:* silence: dropped unread, as a network partition would lose them
-        for line in lines:
-            phx = session.phx
-            if phx is None:
-                self._status(410)
-                return
-            try:
-                if line.startswith("[") or not ndjson:
-                    message = session.serializer.decode_text(line)
-                else:
-                    try:
-                        data = base64.b64decode(line, validate=True)
-                    except binascii.Error:
-                        raise ProtocolError("an NDJSON line is neither a JSON array nor base64") from None
-                    message = session.serializer.decode_binary(data)
-                phx.handle_message(message)
-            except ProtocolError as exc:
-                # Phoenix's session process crashes on a bad frame; the POST answers 408 and the session is gone.
-                session.reject(CloseCode.INTERNAL_ERROR, str(exc)[:200])
-                self._status(408)
-                return
-            except Exception:
-                log.exception("conn=%s internal error while handling a long-poll frame", session._conn())
-                session.close("internal error")
-                self._status(408)
-                return
-        self._status(200)
+        router = self.sessions.router
+        status = await router.forward_post(self.sessions, token, self.request.body, ndjson) if router and token else None
+        self._status(410 if status is None else status)
 
     # ---- OPTIONS and the rest -----------------------------------------------------------------------------
 
