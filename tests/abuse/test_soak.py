@@ -39,7 +39,9 @@ def test_soak_rss_drift():
     sockets_n = int(os.environ.get("TP_SOAK_SOCKETS", "10000"))
     seconds = float(os.environ.get("TP_SOAK_SECONDS", "1800"))
     shouts_per_s = float(os.environ.get("TP_SOAK_SHOUTS", "100"))
-    server = LiveServer(env={"TP_LOG_LEVEL": "warning"}).start()
+    # every socket comes from 127.0.0.1: lift the per-address cap (and the total) above the soak's size
+    server = LiveServer(env={"TP_LOG_LEVEL": "warning", "TP_MAX_CONNECTIONS": str(sockets_n + 100),
+                             "TP_MAX_CONNECTIONS_PER_IP": str(sockets_n + 100)}).start()
     sockets: list[RawWebSocket] = []
     selector = selectors.DefaultSelector()
     try:
