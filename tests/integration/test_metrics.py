@@ -46,6 +46,8 @@ def test_counters_move_with_traffic(server):
     before = scrape(server.port)
     with pytest.raises(HandshakeRefused):
         RawWebSocket(server.port, "/socket/websocket?vsn=2.0.0&token=bad")
+    with pytest.raises(HandshakeRefused):  # refused before auth (unsupported vsn): counted too, not as auth
+        RawWebSocket(server.port, "/socket/websocket?vsn=3.0.0&token=good")
     members = [RawWebSocket(server.port, "/socket/websocket?vsn=2.0.0&token=good") for _ in range(3)]
     try:
         for ws in members:
@@ -71,7 +73,7 @@ def test_counters_move_with_traffic(server):
         return value(after, name, **labels) - value(before, name, **labels)
 
     assert delta("tornado_phoenix_connects_total", result="ok") == 3
-    assert delta("tornado_phoenix_connects_total", result="refused") == 1
+    assert delta("tornado_phoenix_connects_total", result="refused") == 2
     assert delta("tornado_phoenix_auth_failures_total", reason="unknown token") == 1
     assert delta("tornado_phoenix_joins_total", pattern="bench:*", result="ok") == 3
     assert delta("tornado_phoenix_joins_total", pattern="-", result="unmatched") == 1

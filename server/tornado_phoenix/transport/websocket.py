@@ -72,12 +72,12 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
             protocol_log.warning("refuse status=403 reason=%s vsn=%s peer=%s",
                                  esc("unsupported vsn (use 1.0.0 or 2.0.0)"), esc(vsn if ok else request.query_arguments["vsn"][-1]),
                                  self._peer())
-            self._empty(403)
+            self._refuse(403)
             return
         if not self._origin_allowed():
             protocol_log.warning("refuse status=403 reason=%s origin=%s peer=%s", esc("origin not in TP_CHECK_ORIGIN"),
                                  esc(request.headers.get("Origin")), self._peer())
-            self._empty(403)
+            self._refuse(403)
             return
         params = {key: values[-1].decode("utf-8", "replace")
                   for key, values in request.query_arguments.items() if key != "vsn"}
@@ -106,7 +106,7 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
                     assigns = auth.Refused("refused by the backend") if allowed is None else allowed
             except Exception as exc:  # the backend is down or answered nonsense: not the client's fault
                 log.warning("refuse status=503 reason=%s peer=%s", esc(f"connect hook failed: {exc}"), self._peer())
-                self._empty(503)
+                self._refuse(503)
                 return
             if self._on_close_called:  # the client left while the hook was awaited: nothing to upgrade
                 log.info("upgrade abandoned by the client during the connect hook peer=%s", self._peer())
@@ -122,6 +122,7 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         problem = upgrade_problem(request.method or "", request.version, request.headers)
         if problem is not None:  # Phoenix answers websock_adapter's UpgradeError with 400 and its message
             protocol_log.warning("refuse status=400 reason=%s peer=%s", esc(problem), self._peer())
+            self.endpoint.metrics.connects.labels("refused").inc()
             self.set_status(400)
             self.finish(problem)
             return
@@ -130,7 +131,7 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         if refusal is not None:
             status, why = refusal
             limits_log.warning("refuse status=%d reason=%s peer=%s", status, esc(why), self._peer())
-            self._empty(status)
+            self._refuse(status)
             return
         self.serializer = serializer
         self._params = params
@@ -142,8 +143,14 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         self.set_status(status)
         self.finish()
 
+    def _refuse(self, status: int) -> None:
+        """An empty answer to a refused upgrade, counted in connects_total{result="refused"} (auth refusals are
+        counted by endpoint.auth_refused, with their reason)."""
+        self.endpoint.metrics.connects.labels("refused").inc()
+        self._empty(status)
+
     def _bad_method(self, *args: Any, **kwargs: Any) -> None:
-        self._empty(400)
+        self._refuse(400)
 
     post = put = patch = delete = options = head = _bad_method
 
