@@ -8,6 +8,12 @@ bad setting fails and leaves the running version alone → reboot-check → the 
 redeploy picks a new free port and records it → a second release built on the host (app_build_on_host) →
 rollback to the first → remove (nothing of the app left, decoys and the squatter untouched).
 
+The VM has 2 vCPUs, so the deploy runs 2 workers and Redis next to the app (its own unit and container on a private
+network, a password generated once): checked along the same phases, with no phase of its own — the fresh deploy
+brings Redis, the unchanged redeploy keeps its password and container, the reboot brings it back (verify's
+cross-worker broadcast runs after it), the redeploys and the rollback leave it running, remove takes it away and
+keeps its data directory.
+
 Durations of every phase are printed and written to tests/artifacts/e2e-timings.json.
 """
 
@@ -31,6 +37,7 @@ REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "tests" / "artifacts"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 FACT = "/etc/ansible/facts.d/tornado_phoenix.fact"
+REDIS = "tornado-phoenix-redis"
 DOC_TEXT = "written before the redeploy and the reboot"
 MAKE_TIMEOUT = 1800
 
@@ -100,8 +107,17 @@ def fact(vm) -> dict:
     return json.loads(vm.ssh(f"cat {FACT}").stdout)
 
 
-def started_at(vm) -> str:
-    return vm.ssh("docker inspect -f '{{.State.StartedAt}}' tornado-phoenix").stdout.strip()
+def started_at(vm, container: str = "tornado-phoenix") -> str:
+    return vm.ssh(f"docker inspect -f '{{{{.State.StartedAt}}}}' {container}").stdout.strip()
+
+
+def secrets_digest(vm) -> str:
+    return vm.ssh("sha256sum /etc/tornado-phoenix/secrets").stdout.split()[0]
+
+
+def verified_all(line: str) -> None:
+    """verify ran every check: with 2 workers and Redis none is skipped (the cross-worker broadcast included)."""
+    assert " passed" in line and "skipped" not in line and "failed" not in line, line
 
 
 def health(vm, port: int) -> dict:
@@ -139,8 +155,19 @@ def test_deploy_lifecycle_on_a_fresh_vps(sandbox_vm, base_image, timings):
     line = result_line(out)
     assert line.startswith(f"result: deployed {app['version']} to {addr}:{port} — ws://{addr}:{port}/socket; ")
     assert f"verified {addr}:" in line and " passed" in line
+    verified_all(line)
     env = vm.ssh("cat /etc/tornado-phoenix/tornado-phoenix.env").stdout
     assert "TP_FAULTS=off" in env and "TP_YJS_STORE=sqlite:////var/lib/tornado-phoenix/yjs.sqlite3" in env
+    # 2 vCPUs: 2 workers and the Redis container, reached by name on the private network with its password.
+    assert app["workers"] == 2 and app["pubsub"] == "redis-container" and app["redis_service"] == REDIS, app
+    assert "TP_WORKERS=2" in env.splitlines()
+    assert re.search(rf"^TP_PUBSUB=redis://:[0-9a-f]{{64}}@{REDIS}:6379/0$", env, re.M), "no TP_PUBSUB to the container"
+    assert vm.ssh(f"systemctl is-active {REDIS}").stdout.strip() == "active"
+    assert not listening(vm, 6379), "Redis must publish no port"
+    # One tarball for both images (the base layers once).
+    assert len(re.findall(r"TASK \[tornado_phoenix : Load the images on the host\.\]", out)) == 1
+    assert vm.ssh(f"docker images {REDIS} -q").stdout.strip(), "the Redis image did not reach the host"
+    secrets_1 = secrets_digest(vm)
     assert vm.ssh("stat -c %u /var/lib/tornado-phoenix").stdout.strip() == "10001"
     vm.ssh("docker exec tornado-phoenix sh -c 'echo kept > /var/lib/tornado-phoenix/e2e-marker'")
     # A real Yjs update (pycrdt) through room:*, read back after the redeploys, the reboot and the rollback.
@@ -167,12 +194,15 @@ def test_deploy_lifecycle_on_a_fresh_vps(sandbox_vm, base_image, timings):
         f"result: the host key of {addr} changed: if you rebuilt the VPS, run ssh-keygen -R '[{addr}]:{vm.ssh_port}'")
     known_hosts.write_text(saved_known_hosts)
     start_1 = started_at(vm)
+    redis_start_1 = started_at(vm, REDIS)
 
     # 2. Unchanged second run: nothing changes, nothing restarts.
     out = make(vm, timings, "redeploy_unchanged", "deploy", pin)
     assert recap(out)["changed"] == 0, "an unchanged redeploy must report changed=0"
     assert fact(vm)["port"] == port
     assert started_at(vm) == start_1, "an unchanged redeploy restarted the container"
+    assert started_at(vm, REDIS) == redis_start_1, "an unchanged redeploy restarted Redis"
+    assert secrets_digest(vm) == secrets_1, "a redeploy changed the Redis password (or the signing key)"
 
     # 3. A setting that makes the server exit: the deploy fails with the server's log and the running
     #    version keeps serving with its old settings.
@@ -191,6 +221,14 @@ def test_deploy_lifecycle_on_a_fresh_vps(sandbox_vm, base_image, timings):
     out = make(vm, timings, "reboot_check", "reboot-check", pin)
     assert vm.boot_id() != boot_before
     assert f"back on port {port}" in out and f"verified {addr}:" in result_line(out)
+    # Redis came back by itself, before the app, and verify's cross-worker broadcast went through it.
+    verified_all(result_line(out))
+    assert vm.ssh(f"systemctl is-active {REDIS}").stdout.strip() == "active"
+    boot = int(vm.ssh("awk '/^btime/ {print $2}' /proc/stat").stdout)
+    redis_started = int(vm.ssh(f"date -d \"$(docker inspect -f '{{{{.State.StartedAt}}}}' {REDIS})\" +%s").stdout)
+    assert redis_started >= boot, "the Redis container is not from this boot"
+    assert secrets_digest(vm) == secrets_1
+    redis_start_2 = started_at(vm, REDIS)
     assert vm.ssh("cat /var/lib/tornado-phoenix/e2e-marker").stdout.strip() == "kept", "the data dir must survive"
     assert asyncio.run(yjs_doc.read(f"ws://{addr}:{port}/socket", "room:e2e")) == DOC_TEXT
 
@@ -232,17 +270,28 @@ def test_deploy_lifecycle_on_a_fresh_vps(sandbox_vm, base_image, timings):
     assert f"rolled back {addr} to {app['version']}" in result_line(out)
     assert vm.ssh("cat /var/lib/tornado-phoenix/e2e-marker").stdout.strip() == "kept"
     assert asyncio.run(yjs_doc.read(f"ws://{addr}:{new_port}/socket", "room:e2e")) == DOC_TEXT
+    # The redeploys (new port, built on the host) and the rollback changed the app only: Redis kept running.
+    assert started_at(vm, REDIS) == redis_start_2, "a redeploy or the rollback restarted Redis"
+    workers = health(vm, new_port)["workers"]
+    assert len(workers) == 2 and all(w["pubsub"]["connected"] for w in workers), workers
 
     # 8. Remove: nothing of the app remains; Docker, the decoys and the squatter are untouched.
     out = make(vm, timings, "remove", "remove")
     assert f"removed tornado-phoenix from {addr}" in result_line(out) and "data kept in" in out
     assert vm.ssh("cat /var/lib/tornado-phoenix/e2e-marker").stdout.strip() == "kept", "remove keeps the data"
+    assert "/var/lib/tornado-phoenix-redis" in result_line(out), "remove keeps Redis's data too"
+    assert vm.ssh("test -d /var/lib/tornado-phoenix-redis && echo kept").stdout.strip() == "kept"
+    gone = vm.ssh(f"systemctl list-unit-files '{REDIS}*' --no-legend; docker ps -a --filter name={REDIS} -q; "
+                  f"docker images {REDIS} -q; docker network ls --filter name=^tornado-phoenix$ -q; "
+                  "ls /etc/tornado-phoenix 2>/dev/null", check=False).stdout.strip()
+    assert gone == "", f"Redis left behind after remove:\n{gone}"
     out = make(vm, timings, "remove_purge", "remove", "PURGE=1")
     leftovers = vm.ssh(
         "ls /etc/systemd/system/tornado-phoenix.service /etc/tornado-phoenix /var/lib/tornado-phoenix "
-        "/var/cache/tornado-phoenix "
+        f"/var/cache/tornado-phoenix /etc/systemd/system/{REDIS}.service /var/lib/{REDIS} "
         f"{FACT} 2>/dev/null; docker ps -a --filter name=tornado-phoenix -q; "
-        "docker images tornado-phoenix -q; systemctl list-unit-files 'tornado-phoenix*' --no-legend",
+        f"docker images tornado-phoenix -q; docker images {REDIS} -q; "
+        "systemctl list-unit-files 'tornado-phoenix*' --no-legend",
         check=False).stdout.strip()
     assert leftovers == "", f"left behind after remove:\n{leftovers}"
     assert not listening(vm, new_port)

@@ -168,6 +168,7 @@ def test_filter_module_exposes_the_filters():
         "tornado_phoenix_sections",
         "tornado_phoenix_image_ids",
         "tornado_phoenix_running_image",
+        "tornado_phoenix_images_to_ship",
     }
     choose_filter = filters["tornado_phoenix_choose_port"]
     assert choose_filter([4000], {}, APP, None, None, 4000, 4099, [3001, 8001])["port"] == 4001
@@ -194,3 +195,15 @@ def test_survey_sections_and_helpers():
     assert ports.running_image(survey["containers"], "tornado-phoenix") == "sha256:aaa"
     assert ports.running_image(survey["containers"], "old") == ""
     assert ports.parse_image_ids(survey["images"]) == {"tornado-phoenix:0.1.0-abc1234": "sha256:aaa"}
+
+
+def test_images_to_ship_are_the_ones_the_host_lacks_or_has_under_another_id():
+    wanted = {"tornado-phoenix:0.1.0-abc": "sha256:app2", "tornado-phoenix-redis:1234": "sha256:redis1"}
+    host_app = {"tornado-phoenix:0.1.0-abc": "sha256:app1", "tornado-phoenix:0.0.9-old": "sha256:old"}
+    host_redis = {"tornado-phoenix-redis:1234": "sha256:redis1"}
+    assert ports.images_to_ship(wanted, host_app, host_redis) == [
+        {"key": "tornado-phoenix:0.1.0-abc", "value": "sha256:app2"}]
+    # A fresh host: both, in the order given (one tarball, the shared base layers once).
+    assert [item["key"] for item in ports.images_to_ship(wanted, {}, {})] == list(wanted)
+    # Same names, same IDs: nothing to ship.
+    assert ports.images_to_ship({"tornado-phoenix-redis:1234": "sha256:redis1"}, host_app, host_redis) == []

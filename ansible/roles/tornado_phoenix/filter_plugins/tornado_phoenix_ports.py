@@ -117,6 +117,16 @@ def running_image(containers_json: str, container: str) -> str:
     return ""
 
 
+def images_to_ship(wanted: dict[str, str], *host: dict[str, str]) -> list[dict[str, str]]:
+    """The images of `wanted` ({repo:tag: id} built on the control machine) that the host lacks or has under
+    another ID, as [{'key': repo:tag, 'value': id}] in `wanted`'s order; `host` are {repo:tag: id} maps."""
+    present: dict[str, str] = {}
+    for images in host:
+        present.update(images or {})
+    return [{"key": name, "value": image_id} for name, image_id in (wanted or {}).items()
+            if present.get(name) != image_id]
+
+
 def _as_port(value: object) -> int | None:
     """0, '', None and 'auto' mean "not set"; anything else must be a valid TCP port."""
     if value is None or value == "" or str(value).strip().lower() == "auto":
@@ -201,7 +211,8 @@ def _choose_port_filter(listening, published, container, explicit=None, sticky=N
 
 class FilterModule:
     """Jinja filters: `ss_text | tornado_phoenix_ss_ports`, `inspect_text | tornado_phoenix_published_ports`,
-    `listening | tornado_phoenix_choose_port(published, container, explicit, sticky, start, end, exclude)`."""
+    `listening | tornado_phoenix_choose_port(published, container, explicit, sticky, start, end, exclude)`,
+    `wanted | tornado_phoenix_images_to_ship(host_images, host_redis_images)`."""
 
     def filters(self):
         return {
@@ -211,4 +222,5 @@ class FilterModule:
             "tornado_phoenix_sections": parse_sections,
             "tornado_phoenix_image_ids": parse_image_ids,
             "tornado_phoenix_running_image": running_image,
+            "tornado_phoenix_images_to_ship": images_to_ship,
         }
