@@ -122,9 +122,7 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         problem = upgrade_problem(request.method or "", request.version, request.headers)
         if problem is not None:  # Phoenix answers websock_adapter's UpgradeError with 400 and its message
             protocol_log.warning("refuse status=400 reason=%s peer=%s", esc(problem), self._peer())
-            self.endpoint.metrics.connects.labels("refused").inc()
-            self.set_status(400)
-            self.finish(problem)
+            self._refuse(400, problem)
             return
         limits = self.endpoint.limits
         refusal = limits.refusal(self._peer())
@@ -139,15 +137,15 @@ class PhoenixWebSocketHandler(tornado.websocket.WebSocketHandler):
         self.set_header("Cache-Control", "max-age=0, private, must-revalidate")
         await super().get(*args, **kwargs)
 
-    def _empty(self, status: int) -> None:
+    def _empty(self, status: int, body: str = "") -> None:
         self.set_status(status)
-        self.finish()
+        self.finish(body)
 
-    def _refuse(self, status: int) -> None:
-        """An empty answer to a refused upgrade, counted in connects_total{result="refused"} (auth refusals are
-        counted by endpoint.auth_refused, with their reason)."""
+    def _refuse(self, status: int, body: str = "") -> None:
+        """The answer to a refused upgrade (empty, or websock_adapter's message), counted in
+        connects_total{result="refused"} (auth refusals are counted by endpoint.auth_refused, with their reason)."""
         self.endpoint.metrics.connects.labels("refused").inc()
-        self._empty(status)
+        self._empty(status, body)
 
     def _bad_method(self, *args: Any, **kwargs: Any) -> None:
         self._refuse(400)
