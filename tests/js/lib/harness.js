@@ -313,6 +313,18 @@ function run(main, { timeoutMs = 20000 } = {}) {
     longpoll: LONGPOLL,
     note: (line) => recorder.note(line),
     result,
+    // A recorded Socket labelled `label`, connected to `at`; the scenario fails fast if it does not open.
+    openSocket(label, opts = {}, at = url) {
+      const socket = new phoenix.lib.Socket(at, { transport: ctx.transport(label), ...opts });
+      socket.connect();
+      ctx.requireOpen(label);
+      return socket;
+    },
+    // Resolves once watcher `w`'s Presence list (w.ids(), sorted) equals `ids`; rejects after `ms`.
+    presenceShows(w, ids, ms) {
+      const same = () => JSON.stringify(w.ids()) === JSON.stringify(ids);
+      return recorder.until(same, `${w.label}'s Presence list == ${JSON.stringify(ids)} (now ${JSON.stringify(w.ids())})`, ms);
+    },
     // Fail the whole scenario fast if socket `label` has not opened within `ms` (a client that cannot
     // connect must fail, not hang until the global timeout).
     requireOpen(label, ms = 5000) {

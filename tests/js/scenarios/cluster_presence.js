@@ -7,9 +7,9 @@
 //   print READY_FOR_KILL; pytest kill -9s node 2              -> A shows [alice] (down period)
 const { run, awaitPush, stdinLines } = require("../lib/harness");
 
-run(async ({ url, phoenix, transport, recorder, requireOpen }) => {
+run(async ({ url, phoenix, recorder, openSocket, presenceShows }) => {
   const url2 = process.argv[4];
-  const { Socket, Presence } = phoenix;
+  const { Presence } = phoenix;
   const room = `test:cluster-${process.pid}`;
   const steps = [];
   const step = (name, extra) => steps.push({ name, t: Date.now(), ...extra });
@@ -17,15 +17,8 @@ run(async ({ url, phoenix, transport, recorder, requireOpen }) => {
     const presence = new Presence(channel);
     return { label, ids: () => presence.list((id) => id).sort() };
   };
-  const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
-  const shows = (w, ids, ms = 10000) =>
-    recorder.until(() => same(w.ids(), ids), `${w.label}'s Presence list == ${JSON.stringify(ids)} (now ${JSON.stringify(w.ids())})`, ms);
-  const mkSocket = (label, at) => {
-    const s = new Socket(at, { transport: transport(label), reconnectAfterMs: () => 60000 });
-    s.connect();
-    requireOpen(label);
-    return s;
-  };
+  const shows = (w, ids, ms = 10000) => presenceShows(w, ids, ms);
+  const mkSocket = (label, at) => openSocket(label, { reconnectAfterMs: () => 60000 }, at);
 
   const sa = mkSocket("A", url);
   const sb = mkSocket("B", url2);

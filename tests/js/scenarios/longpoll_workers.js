@@ -10,24 +10,17 @@ const { run, awaitPush } = require("../lib/harness");
 
 const ROUNDS = 20;
 
-run(async ({ url, phoenix, transport, recorder, requireOpen }) => {
-  const { Socket, Presence } = phoenix;
+run(async ({ phoenix, recorder, openSocket, presenceShows }) => {
+  const { Presence } = phoenix;
   const room = `test:lpw-${process.pid}`;
   const steps = [];
   const step = (name, extra) => steps.push({ name, t: Date.now(), ...extra });
-  const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
   const watch = (label, channel) => {
     const presence = new Presence(channel);
     return { label, ids: () => presence.list((id) => id).sort() };
   };
-  const shows = (w, ids) =>
-    recorder.until(() => same(w.ids(), ids), `${w.label}'s Presence list == ${JSON.stringify(ids)} (now ${JSON.stringify(w.ids())})`, 10000);
-  const mkSocket = (label) => {
-    const s = new Socket(url, { transport: transport(label), reconnectAfterMs: () => 60000 });
-    s.connect();
-    requireOpen(label);
-    return s;
-  };
+  const shows = (w, ids) => presenceShows(w, ids, 10000);
+  const mkSocket = (label) => openSocket(label, { reconnectAfterMs: () => 60000 });
 
   const sa = mkSocket("A");
   const sb = mkSocket("B");

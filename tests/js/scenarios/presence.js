@@ -10,8 +10,8 @@
 // session expires (1.5 x TP_LONGPOLL_WINDOW without a poll), so the waits for it are longer.
 const { run, awaitPush } = require("../lib/harness");
 
-run(async ({ url, phoenix, transport, recorder, requireOpen, longpoll }) => {
-  const { Socket, Presence } = phoenix;
+run(async ({ phoenix, recorder, openSocket, presenceShows, longpoll }) => {
+  const { Presence } = phoenix;
   const room = `test:room-${process.pid}`;
   const steps = [];
   const step = (name, extra) => steps.push({ name, t: Date.now(), ...extra });
@@ -27,18 +27,10 @@ run(async ({ url, phoenix, transport, recorder, requireOpen, longpoll }) => {
     w.full = () => presence.list((id, { metas }) => ({ id, metas: metas.length }));
     return w;
   };
-  const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
-  const shows = (w, ids) => recorder.until(() => same(w.ids(), ids), `${w.label}'s Presence list == ${JSON.stringify(ids)} (now ${JSON.stringify(w.ids())})`, longpoll ? 12000 : 5000);
+  const shows = (w, ids) => presenceShows(w, ids, longpoll ? 12000 : 5000);
 
-  const mkSocket = (label, opts = {}) => {
-    const s = new Socket(url, { transport: transport(label), ...opts });
-    s.connect();
-    requireOpen(label);
-    return s;
-  };
-
-  const sa = mkSocket("A");
-  const sb = mkSocket("B");
+  const sa = openSocket("A");
+  const sb = openSocket("B");
 
   const chA = sa.channel(room, { user_id: "alice" });
   const wA = watch("A", chA);
@@ -74,7 +66,7 @@ run(async ({ url, phoenix, transport, recorder, requireOpen, longpoll }) => {
 
   // C: bob on a fresh socket, then its TCP connection dies without a close frame. Reconnect is pushed far
   // out so the server-side disconnect is what A observes (not a quick rejoin).
-  const sc = mkSocket("C", { reconnectAfterMs: () => 60000 });
+  const sc = openSocket("C", { reconnectAfterMs: () => 60000 });
   const chC = sc.channel(room, { user_id: "bob" });
   const wC = watch("C", chC);
   const joinC = await awaitPush(chC.join());
